@@ -1,0 +1,532 @@
+"""The one timing and reporting helper shared by every benchmark script.
+
+A benchmark script builds its data once, then hands each competitor to :func:`measure`, which
+
+* runs it once untimed (warm-up: Numba compilation, BLAS thread start-up, GPU context and
+  kernel caches, allocator pools),
+* times it ``repeat`` times with :func:`time.perf_counter` (stopping early once ``max_seconds``
+  of timed runs have accumulated, so that a slow peer does not dominate the run) and keeps
+  the best and the median,
+* calls an optional ``sync`` callable before every clock read, so that asynchronous GPU work
+  is counted (``cupy.cuda.Device().synchronize``, ``torch.cuda.synchronize``, ...),
+* computes quality metrics on the result of the last timed run, outside the timed region,
+* catches any exception, so that one broken peer becomes a row with a reason instead of
+  ending the benchmark.
+
+The rows are plain dictionaries. :func:`print_table` prints them as an aligned table with
+ratio columns relative to chosen baseline rows, and :func:`write_json` stores them, with the
+:func:`environment` they ran in, as JSON (atomically: a temporary file and ``os.replace``),
+so that runs can be compared with each other.
+
+Ratio convention: the column ``vs <baseline>`` holds ``time(baseline) / time(row)``, so a
+value above 1 means the row is that many times *faster* than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Column",
+    "Timing",
+    "add_common_arguments",
+    "environment",
+    "format_environment",
+    "limit_threads",
+    "measure",
+    "print_table",
+    "time_call",
+    "write_json",
+]
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass
+class Timing:
+    """Wall-clock times of the timed runs of one call (seconds)."""
+
+    times: list[float] = field(default_factory=list)
+    result: Any = None
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+
+def time_call(
+    fn: Callable[[], Any],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    max_seconds: float | None = None,
+    sync: Callable[[], Any] | None = None,
+) -> Timing:
+    """Time ``fn()``: ``warmup`` untimed calls, then up to ``repeat`` timed ones.
+
+    ``sync`` (if given) is called right before each start and stop of the clock, so that work
+    queued asynchronously (on a GPU) is finished before the clock is read. Timed runs stop
+    early once their total exceeds ``max_seconds`` (at least one timed run is always made).
+    The result of the last timed call is kept in ``Timing.result``.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    do_sync = sync if sync is not None else _no_sync
+    for _ in range(warmup):
+        fn()
+    do_sync()
+    timing = Timing()
+    total = 0.0
+    for _ in range(repeat):
+        do_sync()
+        t0 = time.perf_counter()
+        result = fn()
+        do_sync()
+        dt = time.perf_counter() - t0
+        timing.times.append(dt)
+        timing.result = result
+        # Drop the reference between runs so that two results never coexist in memory.
+        result = None
+        total += dt
+        if max_seconds is not None and total >= max_seconds:
+            break
+    return timing
+
+
+def _no_sync() -> None:
+    return None
+
+
+def measure(
+    name: str,
+    fn: Callable[[], Any],
+    *,
+    repeat: int = 5,
+    warmup: int = 1,
+    max_seconds: float | None = None,
+    sync: Callable[[], Any] | None = None,
+    metrics: Callable[[Any], dict[str, Any]] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """Time ``fn`` with :func:`time_call` and return one result row.
+
+    The row holds ``name``, the extra ``fields`` (case, dtype, ...), ``time`` (best),
+    ``time_median``, ``runs`` and whatever ``metrics(result)`` returns. If ``fn`` or
+    ``metrics`` raises, the row gets ``time=None`` and ``error`` (the exception, one line),
+    and the benchmark goes on.
+    """
+    row: dict[str, Any] = {"name": name, **fields}
+    try:
+        timing = time_call(fn, repeat=repeat, warmup=warmup, max_seconds=max_seconds, sync=sync)
+        row.update(time=timing.best, time_median=timing.median, runs=len(timing.times))
+        if metrics is not None:
+            row.update(metrics(timing.result))
+    except Exception as exc:  # a broken peer must not end the benchmark
+        row.update(time=row.get("time"), error=_one_line(exc))
+        if os.environ.get("BENCH_TRACEBACK"):
+            traceback.print_exc()
+    return row
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    if len(msg) > 160:
+        msg = msg[:157] + "..."
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def _try_import(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except Exception:  # ImportError, or a broken CUDA runtime under cupy
+        return None
+
+
+def _version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict[str, Any]:
+    """Describe where the benchmark runs: machine, CPU, BLAS and thread settings, GPU, date.
+
+    Call it after the benchmark so that lazily chosen settings (Numba's threading layer is
+    only chosen once a parallel kernel runs) are reported as they were used.
+    """
+    env: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "thread_limit": _THREAD_LIMIT,
+        "thread_env": {
+            k: os.environ[k]
+            for k in (
+                "OMP_NUM_THREADS",
+                "MKL_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "NUMBA_NUM_THREADS",
+                "NUMBA_THREADING_LAYER",
+            )
+            if k in os.environ
+        },
+        "versions": {
+            n: _version(n)
+            for n in (
+                "sparselin",
+                "numpy",
+                "scipy",
+                "numba",
+                "scikit-learn",
+                "torch",
+                "cupy-cuda12x",
+                "cupy-cuda11x",
+                "cupy",
+                "fbpca",
+                "threadpoolctl",
+            )
+            if _version(n) is not None
+        },
+    }
+    # BLAS/OpenMP pools as threadpoolctl sees them (numpy/scipy must be loaded to be seen).
+    _try_import("numpy")
+    _try_import("scipy.linalg")
+    tpc = _try_import("threadpoolctl")
+    env["threadpools"] = (
+        [
+            {k: d.get(k) for k in ("user_api", "internal_api", "num_threads", "version", "prefix")}
+            for d in tpc.threadpool_info()
+        ]
+        if tpc is not None
+        else "threadpoolctl not installed"
+    )
+    numba = _try_import("numba")
+    if numba is not None:
+        try:
+            layer = numba.threading_layer()
+        except ValueError:
+            layer = f"not chosen yet (config: {numba.config.THREADING_LAYER})"
+        env["numba"] = {"threading_layer": layer, "num_threads": numba.get_num_threads()}
+    torch = sys.modules.get("torch")  # only report torch if the benchmark loaded it
+    if torch is not None:
+        env["torch"] = {
+            "num_threads": torch.get_num_threads(),
+            "num_interop_threads": torch.get_num_interop_threads(),
+            "cuda": torch.cuda.is_available(),
+        }
+        if torch.cuda.is_available():
+            # TF32 matmuls change float32 accuracy and speed on NVIDIA GPUs: record the setting.
+            with contextlib.suppress(Exception):
+                env["torch"]["allow_tf32_matmul"] = bool(torch.backends.cuda.matmul.allow_tf32)
+    env["gpu"] = _gpus()
+    return env
+
+
+def _gpus() -> list[str]:
+    names: list[str] = []
+    cp = sys.modules.get("cupy")
+    if cp is not None:
+        with contextlib.suppress(Exception):
+            for i in range(cp.cuda.runtime.getDeviceCount()):
+                props = cp.cuda.runtime.getDeviceProperties(i)
+                name = props["name"]
+                names.append(name.decode() if isinstance(name, bytes) else str(name))
+            return names
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with contextlib.suppress(Exception):
+            if torch.cuda.is_available():
+                names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return names
+
+
+def format_environment(env: dict[str, Any]) -> str:
+    """A few readable lines summarising :func:`environment`."""
+    lines = [
+        f"date     {env['date']}",
+        f"machine  {env['cpu']} x{env['cpu_count']} logical CPUs; {env['platform']}",
+        f"python   {env['python']}; "
+        + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
+    ]
+    pools = env.get("threadpools")
+    if isinstance(pools, list):
+        for p in pools:
+            lines.append(
+                f"threads  {p['prefix']} {p['version'] or ''} ({p['user_api']}): "
+                f"{p['num_threads']} threads"
+            )
+    else:
+        lines.append(f"threads  {pools}")
+    if "numba" in env:
+        nb = env["numba"]
+        lines.append(
+            f"numba    threading layer {nb['threading_layer']}, {nb['num_threads']} threads"
+        )
+    if "torch" in env:
+        lines.append(f"torch    {env['torch']}")
+    if env.get("thread_limit") is not None:
+        lines.append(f"limit    all thread pools limited to {env['thread_limit']} (--threads)")
+    if env.get("thread_env"):
+        lines.append(f"env      {env['thread_env']}")
+    lines.append("gpu      " + (", ".join(env["gpu"]) if env.get("gpu") else "none"))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- printing
+
+
+@dataclass
+class Column:
+    """One table column: the row key, its header and a format for the value."""
+
+    key: str
+    header: str
+    fmt: str | Callable[[Any], str] = "{}"
+
+    def render(self, row: dict[str, Any]) -> str:
+        value = row.get(self.key)
+        if value is None:
+            return "-"
+        if callable(self.fmt):
+            return self.fmt(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return self.fmt.format(value)
+
+
+def format_seconds(t: float) -> str:
+    """Seconds in a readable unit: 1.23 s, 45.6 ms, 789 us."""
+    if t >= 1.0:
+        return f"{t:.3g} s" if t < 100 else f"{t:.0f} s"
+    if t >= 1e-3:
+        return f"{t * 1e3:.3g} ms"
+    return f"{t * 1e6:.3g} us"
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    baselines: dict[str, str] | None = None,
+    title: str | None = None,
+    file: Any = None,
+) -> None:
+    """Print ``rows`` as an aligned table.
+
+    ``baselines`` maps a column header to the ``name`` of a baseline row; each adds a column
+    ``time(baseline) / time(row)`` (above 1: the row is faster). A row that failed shows its
+    ``error`` at the end of the line. Columns ``time``, ``time_median`` are formatted as
+    durations automatically when they are given with the default format.
+    """
+    out = file if file is not None else sys.stdout
+    cols = list(columns)
+    ratio_cols: list[tuple[str, float | None]] = []
+    for header, base_name in (baselines or {}).items():
+        base = next((r for r in rows if r.get("name") == base_name), None)
+        t = base.get("time") if base is not None else None
+        ratio_cols.append((header, t))
+    headers = [c.header for c in cols] + [h for h, _ in ratio_cols] + ["note"]
+    table: list[list[str]] = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            if c.key in ("time", "time_median") and c.fmt == "{}":
+                cells.append(format_seconds(r[c.key]) if r.get(c.key) is not None else "-")
+            else:
+                cells.append(c.render(r))
+        for _, t in ratio_cols:
+            rt = r.get("time")
+            cells.append(f"{t / rt:.2f}x" if t and rt else "-")
+        note = r.get("error") or r.get("note") or ""
+        cells.append(("FAILED: " if r.get("error") else "") + note)
+        table.append(cells)
+    # Left-align text columns (first ones and the note), right-align the numbers.
+    numeric = [
+        all(_looks_numeric(row[i]) for row in table) if table else False
+        for i in range(len(headers))
+    ]
+    widths = [max([len(h)] + [len(row[i]) for row in table]) for i, h in enumerate(headers)]
+    widths[-1] = len(headers[-1])  # the note column is last and not padded
+
+    def fmt_line(cells: Iterable[str]) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            if i == len(headers) - 1:
+                parts.append(cell)
+            elif numeric[i]:
+                parts.append(cell.rjust(widths[i]))
+            else:
+                parts.append(cell.ljust(widths[i]))
+        return "  ".join(parts).rstrip()
+
+    if title:
+        print(f"\n{title}", file=out)
+    header_line = fmt_line(headers)
+    print(header_line, file=out)
+    print("-" * len(header_line), file=out)
+    for row in table:
+        print(fmt_line(row), file=out)
+    out.flush()
+
+
+def _looks_numeric(cell: str) -> bool:
+    if cell in ("-", ""):
+        return True
+    head = cell.split()[0].rstrip("x")
+    try:
+        float(head)
+    except ValueError:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- threads
+
+_THREAD_LIMIT: int | None = None
+_LIMITER: Any = None  # threadpoolctl's limiter, kept alive so the limits last the whole run
+
+
+def limit_threads(n: int | None) -> None:
+    """Limit every thread pool the benchmark may use to ``n`` threads, for the whole run.
+
+    Covers BLAS and OpenMP pools loaded so far (threadpoolctl), torch's intra-op pool and
+    Numba's parallel kernels. Import the libraries under test (torch in particular, which
+    brings its own OpenMP) *before* calling this, or their pools are not seen. ``None``
+    leaves everything at the libraries' defaults. The limit is recorded by
+    :func:`environment`.
+    """
+    global _LIMITER, _THREAD_LIMIT
+    if n is None:
+        return
+    if n < 1:
+        raise ValueError(f"threads must be >= 1, got {n}")
+    _try_import("numpy")
+    _try_import("scipy.linalg")
+    tpc = _try_import("threadpoolctl")
+    if tpc is None:
+        raise ImportError("--threads needs threadpoolctl: pip install threadpoolctl")
+    _LIMITER = tpc.threadpool_limits(limits=n)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(n)
+    numba = _try_import("numba")
+    if numba is not None:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    _THREAD_LIMIT = n
+
+
+# --------------------------------------------------------------------------- arguments, JSON
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, repeat: int = 5) -> None:
+    """``--quick``, ``--json PATH``, ``--repeat N`` and ``--max-seconds S``."""
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes: a smoke run of the whole script"
+    )
+    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON to PATH")
+    parser.add_argument(
+        "--repeat", type=int, default=repeat, help=f"timed runs per row (default {repeat})"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS/OpenMP, torch and Numba to N threads (default: libraries' defaults)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=20.0,
+        help="stop repeating a row once its timed runs took this long (default 20)",
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    # numpy scalars and anything else with an item() method, else its text
+    item = getattr(value, "item", None)
+    if callable(item):
+        with contextlib.suppress(Exception):
+            return _jsonable(item())
+    return str(value)
+
+
+def write_json(
+    path: str | os.PathLike[str],
+    rows: Sequence[dict[str, Any]],
+    *,
+    benchmark: str,
+    env: dict[str, Any] | None = None,
+    **meta: Any,
+) -> None:
+    """Write ``{"benchmark", "environment", "argv", **meta, "rows"}`` to ``path`` atomically.
+
+    The JSON goes to a temporary file in the target's directory first and is moved into place
+    with :func:`os.replace`, so a reader never sees a half-written file.
+    """
+    payload = {
+        "benchmark": benchmark,
+        "environment": env if env is not None else environment(),
+        "argv": sys.argv,
+        **meta,
+        "rows": list(rows),
+    }
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_jsonable(payload), f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,638 @@
+"""Truncated SVD: randomized subspace iteration, block Krylov, Lanczos, fixed accuracy."""
+
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+
+from .._array import namespace, scipy_namespace
+from .._validation import (
+    check_int,
+    check_matrix,
+    check_random_state,
+    check_real,
+    squared_norm,
+)
+from ._dense import flip_signs, gaussian, lu_normalize, orth, orth_against
+
+__all__ = ["truncated_svd"]
+
+_METHODS = ("randomized", "block_krylov", "lanczos")
+_NORMALIZERS = ("auto", "QR", "LU", "none")
+# Below this many entries a float32 copy for the sketch saves less than it costs.
+_MIXED_PRECISION_MIN_SIZE = 1 << 20
+
+
+class _Operator:
+    """``A @ X`` and ``A^H @ Y`` for dense, sparse and LinearOperator ``A`` on one device."""
+
+    def __init__(self, A: Any, kind: str, xp: types.ModuleType) -> None:
+        self.A = A
+        self.kind = kind
+        self.xp = xp
+        self.shape = tuple(A.shape)
+        self.dtype = np.dtype(A.dtype)
+        self.complex = self.dtype.kind == "c"
+
+    def mm(self, X: Any) -> Any:
+        A = self.A
+        if self.kind == "operator":
+            return A.matmat(X)
+        if self.kind == "dense" and self.xp is np and not self.complex:
+            # OpenBLAS runs this layout ~20% faster than A @ X for a C-ordered A.
+            return (X.T @ A.T).T
+        return A @ X
+
+    def rmm(self, Y: Any) -> Any:
+        A = self.A
+        if self.kind == "operator":
+            return A.rmatmat(Y)
+        if self.kind == "sparse":
+            # A^H Y = conj(A^T conj(Y)): the transpose of a CSR matrix is a free CSC view,
+            # whereas A.conj() would copy the data.
+            return (A.T @ Y.conj()).conj() if self.complex else A.T @ Y
+        # (Y^H A)^H: reads A once in its own layout instead of forming A^H.
+        if self.complex:
+            return (Y.conj().T @ A).conj().T
+        return (Y.T @ A).T
+
+    def squared_norm(self) -> float | None:
+        if self.kind == "dense":
+            return squared_norm(self.A)
+        if self.kind == "sparse":
+            data = self.A.data
+            return float(self.xp.vdot(data, data).real) if data.size else 0.0
+        return None
+
+
+def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
+    """Sum of the k largest squared singular values of the small matrix R."""
+    s = xp.linalg.svd(R, compute_uv=False)
+    return float(xp.sum(s[:k].astype(np.float64) ** 2))
+
+
+def _auto_max_iter(k: int, m: int, n: int) -> int:
+    # scikit-learn's schedule (more iterations when k is a small part of the spectrum) serves
+    # as the cap; the adaptive stop below usually ends well before it.
+    return 7 if k < 0.1 * min(m, n) else 4
+
+
+def _converged(errors: list[float], rtol: float) -> bool:
+    """Whether the remaining decrease of the squared error is below ``rtol`` of it.
+
+    The decrease of the error per iteration is close to geometric, so the two last gains
+    predict what is left: ``g * r / (1 - r)`` with ``r`` their ratio.
+    """
+    e = errors[-1]
+    if e <= 0.0:
+        return True
+    if len(errors) < 3:
+        return False
+    g_prev = errors[-3] - errors[-2]
+    g = errors[-2] - errors[-1]
+    if g <= 0.0:
+        return True
+    if g_prev <= 0.0:
+        return False
+    ratio = g / g_prev
+    if ratio >= 1.0:
+        return False
+    return g * ratio / (1.0 - ratio) <= rtol * e
+
+
+def _subspace_iteration(
+    op: _Operator,
+    Omega: Any,
+    k: int,
+    n_iter: int | None,
+    max_iter: int,
+    normalizer: str,
+    norm2: float | None,
+) -> Any:
+    """Orthonormal basis of range(A (A^H A)^q Omega); q = n_iter, or adaptive if None."""
+    xp = op.xp
+    adaptive = n_iter is None and norm2 is not None and normalizer in ("auto", "QR")
+    if n_iter is None and not adaptive:
+        n_iter = max_iter
+    if adaptive:
+        Omega = orth(Omega, xp)
+    Y = op.mm(Omega)
+    errors: list[float] = []
+    if adaptive:
+        Q, R = orth(Y, xp, return_r=True)
+        errors.append(norm2 - _top_energy(R, k, xp))
+    else:
+        Q = orth(Y, xp) if n_iter == 0 else _normalize(Y, xp, normalizer)
+    done = 0
+    while True:
+        if adaptive and (done >= max_iter or _converged(errors, 0.01)):
+            break
+        if not adaptive and done >= n_iter:
+            break
+        P = _normalize(op.rmm(Q), xp, "QR" if adaptive else normalizer)
+        Y = op.mm(P)
+        done += 1
+        if adaptive:
+            Q, R = orth(Y, xp, return_r=True)
+            errors.append(norm2 - _top_energy(R, k, xp))
+        else:
+            Q = orth(Y, xp) if done == n_iter else _normalize(Y, xp, normalizer)
+    return Q
+
+
+def _normalize(Y: Any, xp: types.ModuleType, normalizer: str) -> Any:
+    if normalizer in ("auto", "QR"):
+        return orth(Y, xp)
+    if normalizer == "LU":
+        return lu_normalize(Y, xp)
+    return Y
+
+
+def _block_krylov(
+    op: _Operator, Omega: Any, k: int, depth: int | None, max_depth: int, norm2: float | None
+) -> tuple[Any, Any | None]:
+    """Orthonormal basis of the block Krylov space [AΩ, (AA^H)AΩ, ..., (AA^H)^q AΩ].
+
+    Returns the basis ``Q`` and, when it was computed along the way, ``A^H Q``: the products
+    ``A^H Q_i`` that build the space are exactly the rows of ``Q^H A`` needed for the final
+    Rayleigh-Ritz step, so reusing them saves a pass over A.
+    """
+    xp = op.xp
+    m = op.shape[0]
+    Q = orth(op.mm(Omega), xp)
+    blocks = [Q]
+    products = []
+    errors: list[float] = []
+    adaptive = depth is None and norm2 is not None
+    target = max_depth if depth is None else depth
+    Zt_all = None
+    while True:
+        Z = op.rmm(blocks[-1])
+        products.append(Z)
+        Zt_all = products[0] if len(products) == 1 else xp.concatenate(products, axis=1)
+        if adaptive:
+            # Captured energy of the current space: top-k singular values of Q^H A.
+            G = Zt_all.conj().T @ Zt_all if op.complex else Zt_all.T @ Zt_all
+            w = xp.linalg.eigvalsh(G)
+            errors.append(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
+            if _converged(errors, 0.01):
+                break
+        level = len(blocks) - 1
+        if level >= target:
+            break
+        basis = xp.concatenate(blocks, axis=1)
+        if basis.shape[1] + Omega.shape[1] > m:
+            break
+        Y = op.mm(orth(Z, xp))
+        blocks.append(orth_against(Y, basis, xp))
+    return xp.concatenate(blocks, axis=1), Zt_all
+
+
+def _rayleigh_ritz(op: _Operator, Q: Any, k: int, Zt: Any | None = None) -> tuple[Any, ...]:
+    """Best rank-k approximation of Q Q^H A: returns U, s, Vt and the basis of A^H Q."""
+    xp = op.xp
+    if Zt is None:
+        Zt = op.rmm(Q)  # n x d, equal to (Q^H A)^H
+    Qz, Rz = orth(Zt, xp, return_r=True)
+    # Q^H A = Rz^H Qz^H, so its SVD comes from the small d x d matrix Rz^H.
+    RzH = Rz.conj().T if op.complex else Rz.T
+    u, s, wh = xp.linalg.svd(RzH)
+    U = Q @ u[:, :k]
+    QzH = Qz.conj().T if op.complex else Qz.T
+    Vt = wh[:k] @ QzH
+    return xp.ascontiguousarray(U), s[:k], xp.ascontiguousarray(Vt), Qz
+
+
+def _lanczos(op: _Operator, k: int, rng: Any, solver_tol: float) -> tuple[Any, Any, Any] | None:
+    """Delegate to scipy/cupyx ``svds``; None when it cannot serve (k too large, failure)."""
+    xp = op.xp
+    m, n = op.shape
+    if k >= min(m, n):
+        return None
+    sc = scipy_namespace(xp)
+    try:
+        if xp is np:
+            v0 = rng.standard_normal(min(m, n)).astype(op.dtype)
+            U, s, Vt = sc.sparse.linalg.svds(op.A, k=k, tol=solver_tol, v0=v0)
+        else:
+            U, s, Vt = sc.sparse.linalg.svds(op.A, k=k, tol=solver_tol)
+    except Exception as exc:  # ARPACK non-convergence, cupyx failure on rank < k
+        warnings.warn(
+            f"svds failed ({exc}); falling back to block Krylov", RuntimeWarning, stacklevel=3
+        )
+        return None
+    if not (bool(xp.isfinite(s).all()) and bool(xp.isfinite(U).all())):
+        return None
+    order = xp.argsort(s)[::-1]
+    U = xp.ascontiguousarray(U[:, order])
+    Vt = xp.ascontiguousarray(Vt[order])
+    # svds on rank-deficient input may return non-orthonormal vectors for the null part.
+    eye = xp.eye(k, dtype=U.dtype)
+    tol_orth = 1e3 * np.finfo(op.dtype).eps * max(m, n) ** 0.5
+    if float(xp.abs(U.conj().T @ U - eye).max()) > tol_orth:
+        return None
+    return U, s[order], Vt
+
+
+def _fixed_accuracy(
+    op: _Operator,
+    tol: float,
+    k_max: int | None,
+    n_iter: int | None,
+    rng: Any,
+    norm2: float | None,
+) -> tuple[Any, Any, Any, float, bool]:
+    """Grow a QB factorisation block by block until the relative error is at most ``tol``.
+
+    The randQB_EI idea (Yu, Gu & Li, 2018): with Q orthonormal and B = Q^H A,
+    ``||A - QB||_F^2 = ||A||_F^2 - ||B||_F^2``, so the error is known at no cost after every
+    block. The rank returned is the smallest r whose truncation meets tol,
+    ``||A||^2 - sum_{j<=r} s_j^2 <= tol^2 ||A||^2``. For a LinearOperator the norm is unknown;
+    the residual is then estimated from the fresh Gaussian block that starts each round,
+    ``E||(A - QB) G||^2 = b ||A - QB||^2``.
+    """
+    xp = op.xp
+    m, n = op.shape
+    r_max = min(m, n)
+    p = 1 if n_iter is None else n_iter
+    block = min(r_max, max(16, min(64, r_max // 16)))
+    if k_max is not None:
+        block = min(block, max(8, k_max // 2 + 1))
+    Q = xp.zeros((m, 0), dtype=op.dtype)
+    B = xp.zeros((0, n), dtype=op.dtype)
+    captured = 0.0
+    svals = None
+    best_rank = None
+    met = False
+    tol2 = tol * tol
+    cap = r_max if k_max is None else min(r_max, k_max + block)
+
+    def truncation_rank(total: float, resid: float) -> tuple[int, Any]:
+        # Singular values of B through its small Gram matrix: d^2 n flops, no pass over A.
+        G = B @ (B.conj().T if op.complex else B.T)
+        w = xp.sort(xp.clip(xp.linalg.eigvalsh(G).real, 0, None))[::-1]
+        cum = xp.cumsum(w.astype(np.float64))
+        need = (1.0 - tol2) * total - resid
+        hits = xp.nonzero(cum >= need)[0]
+        r = int(hits[0]) + 1 if hits.size else int(w.shape[0])
+        return r, xp.sqrt(w)
+
+    while True:
+        d = Q.shape[1]
+        b = min(block, r_max - d)
+        if b <= 0:
+            break
+        Omega = gaussian(rng, (n, b), op.dtype, xp)
+        Y = op.mm(Omega)
+        if d:
+            Y = Y - Q @ (B @ Omega)
+        if norm2 is None and d:
+            # Operator: estimate the residual from the fresh sketch before deciding.
+            resid = float(xp.vdot(Y, Y).real) / b
+            total = captured + resid
+            if resid <= tol2 * total:
+                best_rank, svals = truncation_rank(total, resid)
+                met = best_rank <= (k_max or r_max)
+                break
+        QH = Q.conj().T if op.complex else Q.T
+        for _ in range(p):
+            Qi = orth(Y, xp)
+            Z = op.rmm(Qi)
+            if d:
+                Z = Z - (B.conj().T if op.complex else B.T) @ (QH @ Qi)
+            Pi = orth(Z, xp)
+            Y = op.mm(Pi)
+            if d:
+                Y = Y - Q @ (B @ Pi)
+        Qi = orth_against(Y, Q, xp)
+        Bi = op.rmm(Qi)
+        Bi = Bi.conj().T if op.complex else Bi.T
+        Q = xp.concatenate([Q, Qi], axis=1)
+        B = xp.concatenate([B, Bi], axis=0)
+        captured += float(xp.vdot(Bi, Bi).real)
+        d = Q.shape[1]
+        if norm2 is not None:
+            resid = max(norm2 - captured, 0.0)
+            if resid <= tol2 * norm2:
+                r, svals = truncation_rank(norm2, 0.0)
+                # Leave slack: the last block's directions are the least converged, so accept
+                # once the rank that meets tol sits clearly inside the basis.
+                if r <= d - block // 2 or d >= r_max or (k_max is not None and r <= k_max):
+                    best_rank = r
+                    met = k_max is None or r <= k_max
+                    break
+        if d >= cap:
+            break
+    if best_rank is None:
+        resid = 0.0 if norm2 is not None else resid
+        total = norm2 if norm2 is not None else captured + resid
+        best_rank, svals = truncation_rank(total, resid)
+        met = best_rank <= (k_max or r_max) and (
+            total - float(np.sum(np.asarray(_host(svals[:best_rank])) ** 2)) <= tol2 * total
+        )
+    rank = best_rank if k_max is None else min(best_rank, k_max)
+    U, s, Vt, _ = _rayleigh_ritz_from_qb(op, Q, B, rank)
+    total = norm2 if norm2 is not None else captured + (resid if d < r_max else 0.0)
+    err2 = max(total - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+    rel = math.sqrt(err2 / total) if total > 0 else 0.0
+    return U, s, Vt, rel, met
+
+
+def _host(x: Any) -> Any:
+    return x.get() if hasattr(x, "get") else x
+
+
+def _rayleigh_ritz_from_qb(op: _Operator, Q: Any, B: Any, k: int) -> tuple[Any, ...]:
+    BH = B.conj().T if op.complex else B.T
+    return _rayleigh_ritz(op, Q, k, Zt=BH)
+
+
+def truncated_svd(
+    A: Any,
+    k: int | None = None,
+    *,
+    tol: float | None = None,
+    n_oversamples: int = 10,
+    n_iter: int | Literal["auto"] = "auto",
+    method: Literal["randomized", "block_krylov", "lanczos"] = "randomized",
+    random_state: int | np.random.Generator | None = None,
+    return_error: bool = False,
+    power_iteration_normalizer: Literal["auto", "QR", "LU", "none"] = "auto",
+    sketch_dtype: Any = "auto",
+    solver_tol: float = 0.0,
+) -> tuple[Any, ...]:
+    """Truncated singular value decomposition ``A ≈ U @ diag(s) @ Vt``.
+
+    Fixed rank (``k``), fixed accuracy (``tol``) or both, on NumPy or CuPy data, dense or
+    sparse, or any ``LinearOperator``.
+
+    Parameters
+    ----------
+    A : array, sparse matrix or LinearOperator of shape (m, n)
+        NumPy or CuPy array, SciPy or cupyx sparse matrix, or a
+        :class:`scipy.sparse.linalg.LinearOperator` (needs ``matmat`` and ``rmatmat``).
+        float32, float64, complex64 or complex128; integers are computed in float64.
+        ``A`` is never modified.
+    k : int, optional
+        Rank, ``1 <= k <= min(m, n)``. With ``tol`` it is an upper bound on the rank.
+    tol : float in (0, 1), optional
+        Fixed accuracy: return the smallest rank ``r`` whose relative Frobenius error
+        ``||A - U diag(s) Vt||_F / ||A||_F`` is at most ``tol``. The basis is grown block by
+        block, so the rank need not be known beforehand. With ``k`` also given, a rank up to
+        ``k`` that meets ``tol`` is returned if one exists; otherwise rank ``k`` with a
+        ``UserWarning`` saying so. Errors below about ``sqrt(eps)`` of the dtype cannot be
+        resolved by the energy identity the method relies on.
+    n_oversamples : int, default=10
+        Extra sketch columns beyond ``k`` (fixed-rank methods "randomized" and
+        "block_krylov").
+    n_iter : int or "auto", default="auto"
+        Power iterations (``"randomized"``) or Krylov depth (``"block_krylov"``); an integer
+        runs exactly that many. ``"auto"`` stops as soon as the captured energy has converged
+        (the remaining gain, extrapolated from the last two iterations, is below 1% of the
+        current squared error), capped by scikit-learn's schedule (7 iterations when
+        ``k < 0.1 min(m, n)``, else 4); for a LinearOperator, whose norm is unknown, the cap
+        itself is used. In fixed-accuracy mode it is the number of power iterations per block
+        (``"auto"``: 1).
+    method : {"randomized", "block_krylov", "lanczos"}, default="randomized"
+        ``"randomized"``: randomized subspace iteration with re-orthonormalisation after every
+        product. ``"block_krylov"``: randomized block Krylov iteration, which keeps every
+        block and does better on slowly decaying spectra. ``"lanczos"``: SciPy's/cupyx's
+        ``svds``, best for very sparse input and tiny ``k``; falls back to block Krylov when
+        ``svds`` fails or ``k = min(m, n)``.
+    random_state : None, int, numpy.random.Generator or RandomState
+        Seed of the Gaussian test matrices. The same seed gives the same result bit for bit
+        on the same machine; the test matrices are drawn on the host, so CPU and GPU sketch
+        with the same numbers.
+    return_error : bool, default=False
+        Also return the relative Frobenius error ``||A - U diag(s) Vt||_F / ||A||_F``, from
+        ``||A||_F^2 - sum(s^2)`` (exact in exact arithmetic; for a LinearOperator an estimate
+        from Gaussian probes). ``nan`` for a LinearOperator in fixed-rank mode.
+    power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default="auto"
+        How blocks are normalised between power iterations ("randomized" only); "auto" and
+        "QR" use CholeskyQR2 with a Householder fallback, "LU" scikit-learn's cheaper
+        partial-pivoting LU, "none" nothing (unstable; for comparison only).
+    sketch_dtype : "auto" or dtype, default="auto"
+        Precision of the power iterations. ``"auto"``: for dense float64/complex128 input of
+        at least 2**20 entries, the iterations run on a single-precision copy of ``A`` (half
+        of A's memory, twice the speed), and the final projection runs in full precision, so
+        the singular values and vectors are float64-accurate Rayleigh-Ritz values of the
+        found subspace. When the error is too small for single precision to find the
+        subspace (relative error below about 1e-4) the subspace is refined in full precision.
+        Pass ``A.dtype`` to run everything in full precision.
+    solver_tol : float, default=0.0
+        Convergence tolerance passed to ``svds`` (``method="lanczos"``); 0 means machine
+        precision.
+
+    Returns
+    -------
+    U : array of shape (m, r)
+        Orthonormal left singular vectors, on A's device and in A's precision.
+    s : array of shape (r,)
+        Singular values, descending, real (float32 for float32/complex64 input). Values below
+        ``s[0] * max(m, n) * eps`` are set to exactly zero (numerically rank-deficient input).
+    Vt : array of shape (r, n)
+        Orthonormal right singular vectors (rows).
+    error : float
+        Only with ``return_error=True``.
+
+    Raises
+    ------
+    ValueError
+        For NaN/inf in ``A``, an empty or non-2-D ``A``, ``k`` outside ``[1, min(m, n)]``,
+        ``tol`` outside (0, 1), neither ``k`` nor ``tol``, or unknown option values.
+    TypeError
+        For unsupported types or dtypes.
+
+    See Also
+    --------
+    sparselin.TruncatedSVD : the scikit-learn estimator over this function.
+    sparselin.svd_update : update a thin SVD when columns or rows are appended.
+
+    Notes
+    -----
+    Signs are deterministic: the largest-magnitude entry of each column of ``U`` is real and
+    positive (for ``A.T`` the same rule applies to ``A.T``'s own left vectors).
+
+    The randomized method computes ``Q = orth(A (A^H A)^q Ω)`` with every product
+    re-orthonormalised, then the SVD of ``Q^H A`` [1]_. Block Krylov keeps all blocks
+    ``[AΩ, (AA^H)AΩ, ...]`` [2]_ and reuses the products ``A^H Q_i`` for the final
+    projection. Fixed accuracy follows randQB_EI [3]_.
+
+    References
+    ----------
+    .. [1] N. Halko, P.-G. Martinsson, J. A. Tropp, "Finding structure with randomness",
+       SIAM Review 53(2), 2011.
+    .. [2] C. Musco, C. Musco, "Randomized block Krylov methods for stronger and faster
+       approximate singular value decomposition", NeurIPS 2015.
+    .. [3] W. Yu, Y. Gu, Y. Li, "Efficient randomized algorithms for the fixed-precision
+       low-rank matrix approximation", SIAM J. Matrix Anal. Appl. 39(3), 2018.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin import truncated_svd
+    >>> from sparselin.datasets import make_low_rank_matrix
+    >>> A = make_low_rank_matrix(300, 200, decay=0.8, random_state=0)
+    >>> U, s, Vt = truncated_svd(A, 10, random_state=0)
+    >>> U.shape, s.shape, Vt.shape
+    ((300, 10), (10,), (10, 200))
+    >>> bool(np.allclose(s, np.linalg.svd(A, compute_uv=False)[:10]))
+    True
+    >>> U, s, Vt, err = truncated_svd(A, tol=1e-3, random_state=0, return_error=True)
+    >>> len(s), bool(err <= 1e-3)
+    (31, True)
+    """
+    A, kind = check_matrix(A, "A")
+    m, n = A.shape
+    r_max = min(m, n)
+    if k is None and tol is None:
+        raise ValueError("give the rank k, the relative error tol, or both")
+    if k is not None:
+        k = check_int(k, "k", low=1, high=r_max)
+    if tol is not None:
+        tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
+    n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
+    if isinstance(n_iter, str):
+        if n_iter != "auto":
+            raise ValueError(f"n_iter must be a non-negative int or 'auto', got {n_iter!r}")
+        iters: int | None = None
+    else:
+        iters = check_int(n_iter, "n_iter", low=0)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if power_iteration_normalizer not in _NORMALIZERS:
+        raise ValueError(
+            f"power_iteration_normalizer must be one of {_NORMALIZERS}, "
+            f"got {power_iteration_normalizer!r}"
+        )
+    solver_tol = check_real(solver_tol, "solver_tol", low=0.0)
+    if not isinstance(return_error, (bool, np.bool_)):
+        raise TypeError(f"return_error must be a bool, got {type(return_error).__name__}")
+    if tol is not None and method == "lanczos":
+        raise ValueError("tol (fixed accuracy) needs method 'randomized' or 'block_krylov'")
+    rng = check_random_state(random_state)
+
+    xp = np if kind == "operator" and not _is_cupy_operator(A) else namespace(A)
+    if kind == "operator" and xp is not np:
+        import cupy  # noqa: F401  # a cupyx operator implies cupy
+
+    op = _Operator(A, kind, xp)
+    real_dtype = np.finfo(op.dtype).dtype
+    norm2 = op.squared_norm()
+
+    if tol is not None:
+        U, s, Vt, rel, met = _fixed_accuracy(op, tol, k, iters, rng, norm2)
+        if not met:
+            warnings.warn(
+                f"tol={tol} cannot be met with rank <= {k}; returning rank {s.shape[0]} with "
+                f"relative error {rel:.3g}",
+                UserWarning,
+                stacklevel=2,
+            )
+    else:
+        assert k is not None
+        result = None
+        if method == "lanczos":
+            result = _lanczos(op, k, rng, solver_tol)
+        if result is not None:
+            U, s, Vt = result
+        else:
+            U, s, Vt = _fixed_rank(
+                op,
+                k,
+                n_oversamples,
+                iters,
+                method,
+                rng,
+                norm2,
+                power_iteration_normalizer,
+                sketch_dtype,
+            )
+        rel = float("nan")
+        if norm2 is not None:
+            err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+            rel = math.sqrt(err2 / norm2) if norm2 > 0 else 0.0
+
+    s = s.astype(real_dtype, copy=False)
+    if s.shape[0]:
+        cutoff = float(s[0]) * max(m, n) * np.finfo(real_dtype).eps
+        s = xp.where(s > cutoff, s, 0).astype(real_dtype)
+    U = xp.ascontiguousarray(U.astype(op.dtype, copy=False))
+    Vt = xp.ascontiguousarray(Vt.astype(op.dtype, copy=False))
+    U, Vt = flip_signs(U, Vt, xp)
+    if return_error:
+        return U, s, Vt, rel
+    return U, s, Vt
+
+
+def _is_cupy_operator(A: Any) -> bool:
+    return type(A).__module__.split(".", 1)[0] == "cupyx"
+
+
+def _fixed_rank(
+    op: _Operator,
+    k: int,
+    n_oversamples: int,
+    iters: int | None,
+    method: str,
+    rng: Any,
+    norm2: float | None,
+    normalizer: str,
+    sketch_dtype: Any,
+) -> tuple[Any, Any, Any]:
+    xp = op.xp
+    m, n = op.shape
+    l = min(k + n_oversamples, min(m, n))
+    sketch = _sketch_operator(op, sketch_dtype)
+    Omega = gaussian(rng, (n, l), sketch.dtype, xp)
+    max_iter = _auto_max_iter(k, m, n)
+    if method == "block_krylov":
+        # The depth cap: Krylov needs about half the iterations of subspace iteration.
+        Q, Zt = _block_krylov(sketch, Omega, k, iters, max(2, max_iter // 2), norm2)
+    else:
+        Q = _subspace_iteration(sketch, Omega, k, iters, max_iter, normalizer, norm2)
+        Zt = None
+    if sketch is not op:
+        # Re-orthonormalise in full precision; the final pass then runs on A itself.
+        Q = orth(Q.astype(op.dtype), xp)
+        Zt = None
+    U, s, Vt, Qz = _rayleigh_ritz(op, Q, k, Zt)
+    if sketch is not op and norm2:
+        err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+        if err2 < (1e3 * np.finfo(sketch.dtype).eps) ** 2 * norm2:
+            # Single precision cannot resolve the subspace of a nearly exactly low-rank
+            # matrix; one full-precision iteration from the row basis we already hold fixes it
+            # (A Qz spans A's range to working precision once Qz spans its row space).
+            Q = orth(op.mm(Qz), xp)
+            U, s, Vt, _ = _rayleigh_ritz(op, Q, k)
+    return U, s, Vt
+
+
+def _sketch_operator(op: _Operator, sketch_dtype: Any) -> _Operator:
+    if isinstance(sketch_dtype, str):
+        if sketch_dtype != "auto":
+            raise ValueError(f"sketch_dtype must be 'auto' or a dtype, got {sketch_dtype!r}")
+        low = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64}
+        if (
+            op.kind == "dense"
+            and op.dtype in low
+            and op.shape[0] * op.shape[1] >= _MIXED_PRECISION_MIN_SIZE
+        ):
+            return _Operator(op.A.astype(low[op.dtype]), "dense", op.xp)
+        return op
+    try:
+        target = np.dtype(sketch_dtype)
+    except TypeError:
+        raise TypeError(f"sketch_dtype must be 'auto' or a dtype, got {sketch_dtype!r}") from None
+    if target.kind != op.dtype.kind or target.itemsize > op.dtype.itemsize:
+        raise ValueError(
+            f"sketch_dtype must be 'auto' or a precision no higher than A's ({op.dtype}) of "
+            f"the same kind, got {target}"
+        )
+    if target == op.dtype or op.kind != "dense":
+        return op
+    return _Operator(op.A.astype(target), "dense", op.xp)

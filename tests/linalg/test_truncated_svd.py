@@ -1,0 +1,316 @@
+"""truncated_svd against numpy.linalg.svd on many spectra, shapes, dtypes and input kinds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.linalg import subspace_angles
+from scipy.sparse.linalg import aslinearoperator
+
+from sparselin import truncated_svd
+from sparselin.datasets import make_low_rank_matrix
+
+DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
+SHAPES = [(120, 80), (80, 120), (100, 100)]
+
+
+def spectrum(name: str, r: int) -> np.ndarray:
+    i = np.arange(r, dtype=np.float64)
+    if name == "flat":
+        return np.ones(r)
+    if name == "fast":
+        return 0.7**i
+    if name == "slow":
+        return (i + 1) ** -0.5
+    if name == "rank_deficient":
+        s = np.zeros(r)
+        s[:6] = np.linspace(3.0, 1.0, 6)
+        return s
+    if name == "ill_conditioned":
+        return np.logspace(0, -12, r)
+    raise AssertionError(name)
+
+
+def build(shape, spec, dtype, seed=0):
+    m, n = shape
+    s = spectrum(spec, min(m, n))
+    s_nonzero = s[s > 0]
+    A = make_low_rank_matrix(m, n, decay=s_nonzero, dtype=dtype, random_state=seed)
+    return A, s
+
+
+def real_of(dtype):
+    return np.finfo(np.dtype(dtype)).dtype
+
+
+def rel_tol(dtype):
+    return 5e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-9
+
+
+def frob_err(A, U, s, Vt):
+    return np.linalg.norm(A.astype(np.complex128) - (U * s) @ Vt)
+
+
+def assert_orthonormal(X, dtype, axis_rows=False):
+    X = X.conj().T if axis_rows else X
+    G = X.conj().T @ X
+    atol = 1e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-12
+    np.testing.assert_allclose(G, np.eye(G.shape[0]), atol=atol)
+
+
+@pytest.mark.parametrize("method", ["randomized", "block_krylov", "lanczos"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("spec", ["flat", "fast", "slow", "rank_deficient", "ill_conditioned"])
+def test_against_full_svd(spec, shape, dtype, method):
+    A, s_true = build(shape, spec, dtype)
+    A0 = A.copy()
+    k = 10
+    U, s, Vt = truncated_svd(A, k, method=method, random_state=0)
+    np.testing.assert_array_equal(A, A0)  # input untouched
+    m, n = shape
+    assert U.shape == (m, k) and s.shape == (k,) and Vt.shape == (k, n)
+    assert U.dtype == dtype and Vt.dtype == dtype and s.dtype == real_of(dtype)
+    assert np.all(np.isfinite(U)) and np.all(np.isfinite(s)) and np.all(np.isfinite(Vt))
+    assert np.all(np.diff(s) <= 0), "singular values must be descending"
+    assert_orthonormal(U, dtype)
+    assert_orthonormal(Vt, dtype, axis_rows=True)
+    tol = rel_tol(dtype)
+    # Error relative to the optimal rank-k error, measured with a tolerance floor for
+    # spectra whose optimal error is below the dtype's resolution.
+    opt = np.sqrt(np.sum(s_true[k:] ** 2))
+    err = frob_err(A, U, s, Vt)
+    floor = 50 * tol * np.linalg.norm(s_true)
+    assert err <= 1.05 * opt + floor, (err, opt)
+    if spec in ("fast", "rank_deficient", "ill_conditioned"):
+        # Well separated leading values: they must match the exact ones.
+        np.testing.assert_allclose(s, s_true[:k], rtol=20 * tol, atol=floor)
+    if spec == "rank_deficient":
+        assert np.all(s[6:] == 0), "missing singular values must be exact zeros"
+    if spec == "fast":
+        Ut, _, Vht = np.linalg.svd(A.astype(np.complex128), full_matrices=False)
+        angles = subspace_angles(U[:, :5].astype(np.complex128), Ut[:, :5])
+        assert np.max(angles) < (1e-2 if tol > 1e-6 else 1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sign_rule_and_transpose(dtype):
+    A, _ = build((90, 60), "fast", dtype, seed=3)
+    for M in (A, A.T):
+        U, s, Vt = truncated_svd(M, 8, random_state=0)
+        idx = np.argmax(np.abs(U), axis=0)
+        pivots = U[idx, np.arange(8)]
+        assert np.all(pivots.real > 0)
+        np.testing.assert_allclose(pivots.imag, 0, atol=1e-6)
+    # A.T's factors are A's swapped (the leading vectors are unique up to sign).
+    U, s, Vt = truncated_svd(A, 5, random_state=0)
+    U2, s2, Vt2 = truncated_svd(A.T, 5, random_state=1)
+    np.testing.assert_allclose(s, s2, rtol=rel_tol(dtype) * 10)
+    overlap = np.abs(np.sum(Vt.conj() * U2.T, axis=1))
+    np.testing.assert_allclose(overlap, 1, atol=1e-3)
+
+
+@pytest.mark.parametrize("method", ["randomized", "block_krylov", "lanczos"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_sparse_input(fmt, method, dtype):
+    rng = np.random.default_rng(1)
+    A = sp.random(200, 150, density=0.05, format=fmt, random_state=rng, dtype=np.float64)
+    A = A.astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * sp.random(200, 150, density=0.05, format=fmt, random_state=rng)
+        A = A.asformat(fmt)
+    # Column scales give the spectrum some decay, as real sparse data (term counts) has.
+    A = (A @ sp.diags(0.97 ** np.arange(150))).asformat(fmt).astype(A.dtype)
+    dense = A.toarray()
+    U, s, Vt = truncated_svd(A, 6, method=method, random_state=0, n_iter=8)
+    s_all = np.linalg.svd(dense, compute_uv=False)
+    rtol = 100 * rel_tol(dtype) if method == "lanczos" else max(1e-3, 100 * rel_tol(dtype))
+    np.testing.assert_allclose(s, s_all[:6], rtol=rtol)
+    err = frob_err(dense, U, s, Vt)
+    assert err <= 1.01 * np.sqrt(np.sum(s_all[6:] ** 2))
+    assert U.dtype == A.dtype
+    # the sparse matrix is untouched
+    np.testing.assert_array_equal(A.toarray(), dense)
+
+
+class CountingOperator:
+    """A LinearOperator that counts its products (to check the pass counts)."""
+
+    def __init__(self, A):
+        self.A = A
+        self.mm = 0
+        self.rmm = 0
+        op = aslinearoperator(A)
+        outer = self
+
+        class _Op(type(op)):
+            pass
+
+        self.op = _wrap(A, self)
+        del op, outer, _Op
+
+
+def _wrap(A, counter):
+    from scipy.sparse.linalg import LinearOperator
+
+    def matmat(X):
+        counter.mm += 1
+        return A @ X
+
+    def rmatmat(Y):
+        counter.rmm += 1
+        return A.conj().T @ Y
+
+    return LinearOperator(
+        A.shape,
+        matvec=lambda x: A @ x,
+        rmatvec=lambda y: A.conj().T @ y,
+        matmat=matmat,
+        rmatmat=rmatmat,
+        dtype=A.dtype,
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_operator_input(dtype):
+    A, s_true = build((150, 100), "fast", dtype)
+    for method in ("randomized", "block_krylov", "lanczos"):
+        U, s, Vt = truncated_svd(aslinearoperator(A), 8, method=method, random_state=0)
+        np.testing.assert_allclose(s, s_true[:8], rtol=20 * rel_tol(dtype))
+        assert U.dtype == dtype
+
+
+@pytest.mark.parametrize("n_iter", [0, 1, 3, 9])
+def test_integer_n_iter_runs_exactly(n_iter):
+    A, _ = build((150, 100), "slow", np.float64)
+    counter = CountingOperator(A)
+    truncated_svd(counter.op, 5, n_iter=n_iter, random_state=0)
+    # One range sketch, n_iter round trips, one final projection: never silently more.
+    assert counter.mm == 1 + n_iter
+    assert counter.rmm == n_iter + 1
+
+
+def test_block_krylov_depth_and_pass_reuse():
+    A, _ = build((150, 100), "slow", np.float64)
+    counter = CountingOperator(A)
+    truncated_svd(counter.op, 5, n_iter=3, method="block_krylov", random_state=0)
+    # Depth 3: four A-products and four A^H-products; the final projection reuses them.
+    assert counter.mm == 4 and counter.rmm == 4
+
+
+def test_auto_iterations_stop_early_on_slow_decay():
+    A, s_true = build((300, 200), "slow", np.float64)
+    k = 10
+    U, s, Vt = truncated_svd(A, k, random_state=0)
+    opt = np.sqrt(np.sum(s_true[k:] ** 2))
+    assert frob_err(A, U, s, Vt) <= 1.01 * opt
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reproducible_bit_for_bit(dtype):
+    A, _ = build((120, 90), "slow", dtype)
+    r1 = truncated_svd(A, 7, random_state=42)
+    r2 = truncated_svd(A, 7, random_state=np.random.default_rng(42))
+    for a, b in zip(r1, r2, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_mixed_precision_sketch_matches_full_precision():
+    # Large enough for the float32 sketch ("auto"), checked against a float64-only run.
+    A, s_true = build((1200, 900), "fast", np.float64)
+    U, s, Vt = truncated_svd(A, 20, random_state=0)
+    U64, s64, Vt64 = truncated_svd(A, 20, random_state=0, sketch_dtype=np.float64)
+    # Accurate to float64 precision relative to ||A||_2 (Rayleigh-Ritz in full precision).
+    np.testing.assert_allclose(s, s_true[:20], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(s, s64, rtol=1e-12, atol=1e-12)
+    assert U.dtype == np.float64
+    assert_orthonormal(U, np.float64)
+
+
+def test_mixed_precision_exact_low_rank_refines():
+    # Exactly rank 15: float32 iterations alone would leave ~1e-7 relative error.
+    s_spec = np.linspace(2, 1, 15)
+    A = make_low_rank_matrix(1100, 1000, decay=s_spec, random_state=0)
+    U, s, Vt, err = truncated_svd(A, 20, random_state=0, return_error=True)
+    recon = np.linalg.norm(A - (U * s) @ Vt) / np.linalg.norm(A)
+    assert recon < 1e-12
+    assert err < 1e-6
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("spec", ["fast", "slow"])
+@pytest.mark.parametrize("tol", [0.3, 0.05, 1e-2])
+def test_fixed_accuracy_meets_tol_without_overshoot(spec, tol, dtype):
+    A, s_true = build((160, 120), spec, dtype)
+    U, s, Vt, est = truncated_svd(A, tol=tol, random_state=0, return_error=True)
+    total = np.linalg.norm(s_true)
+    err = frob_err(A, U, s, Vt) / total
+    assert err <= tol * (1 + 1e-3)
+    np.testing.assert_allclose(est, err, rtol=1e-2, atol=5e-4)
+    # Optimal rank: smallest r with tail energy <= tol^2 total.
+    tail = np.sqrt(np.cumsum((s_true**2)[::-1])[::-1]) / total
+    r_opt = int(np.argmax(np.append(tail[1:], 0) <= tol)) + 1
+    # "A few" extra: 3, or ~6% on nearly flat spectra where extra rank buys little.
+    assert r_opt <= len(s) <= r_opt + max(3, r_opt // 16)
+
+
+def test_fixed_accuracy_with_rank_cap():
+    A, s_true = build((150, 100), "slow", np.float64)
+    with pytest.warns(UserWarning, match="cannot be met"):
+        U, s, Vt = truncated_svd(A, 5, tol=1e-3, random_state=0)
+    assert len(s) == 5
+    U, s, Vt = truncated_svd(A, 90, tol=0.5, random_state=0)
+    assert len(s) < 90
+
+
+def test_fixed_accuracy_on_linear_operator():
+    A, s_true = build((200, 150), "fast", np.float64)
+    U, s, Vt, est = truncated_svd(aslinearoperator(A), tol=1e-3, random_state=0, return_error=True)
+    err = frob_err(A, U, s, Vt) / np.linalg.norm(s_true)
+    assert err <= 2e-3  # the operator's norm is estimated, so allow the estimate's slack
+    assert est == pytest.approx(err, rel=0.5, abs=1e-4)
+
+
+def test_full_rank_k_equals_min_dimension():
+    A, s_true = build((40, 30), "slow", np.float64)
+    for method in ("randomized", "block_krylov", "lanczos"):
+        U, s, Vt = truncated_svd(A, 30, method=method, random_state=0)
+        np.testing.assert_allclose(s, s_true, rtol=1e-9)
+        np.testing.assert_allclose((U * s) @ Vt, A, atol=1e-10)
+
+
+def test_integer_input_becomes_float64():
+    A = np.arange(60).reshape(10, 6) % 7
+    U, s, Vt = truncated_svd(A, 3, random_state=0)
+    assert U.dtype == np.float64
+    np.testing.assert_allclose(s, np.linalg.svd(A.astype(float), compute_uv=False)[:3])
+
+
+def test_zero_matrix():
+    U, s, Vt = truncated_svd(np.zeros((20, 10)), 3, random_state=0)
+    assert np.all(s == 0) and np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))
+    assert_orthonormal(U, np.float64)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    m=st.integers(2, 40),
+    n=st.integers(2, 40),
+    seed=st.integers(0, 10_000),
+    tol=st.floats(0.01, 0.9),
+)
+def test_property_fixed_accuracy_and_invariants(m, n, seed, tol):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n)) * rng.uniform(0.1, 10, size=(1, n))
+    U, s, Vt = truncated_svd(A, tol=tol, random_state=seed)
+    assert np.all(np.diff(s) <= 1e-12)
+    err = np.linalg.norm(A - (U * s) @ Vt) / np.linalg.norm(A)
+    assert err <= tol * (1 + 1e-6) + 1e-12
+    k = min(m, n, 3)
+    U, s, Vt = truncated_svd(A, k, random_state=seed)
+    s_ref = np.linalg.svd(A, compute_uv=False)[:k]
+    assert np.all(s <= s_ref * (1 + 1e-9) + 1e-12)  # Ritz values never exceed the truth

@@ -1,0 +1,95 @@
+"""The package shell: backend seam, CUDA loader, datasets, info and the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
+
+import sparselin
+from sparselin import _array, _cuda, cli
+from sparselin.datasets import make_low_rank_matrix
+
+
+def test_namespace_and_dtype_rules():
+    assert _array.namespace(np.ones(2), None, 3.0) is np
+    assert _array.namespace(sp.csr_matrix(np.eye(2))) is np
+    assert _array.scipy_namespace(np).__name__ == "scipy"
+    assert _array.result_dtype(np.float32) == np.float32
+    assert _array.result_dtype(np.complex64) == np.complex64
+    assert _array.result_dtype(np.int32) == np.float64
+    assert _array.result_dtype(np.bool_) == np.float64
+    assert _array.result_dtype(np.float16) == np.float32
+    with pytest.raises(TypeError, match="dtype"):
+        _array.result_dtype(np.dtype("U3"))
+    assert _array.is_sparse(sp.csr_matrix(np.eye(2)))
+    assert not _array.is_sparse(np.eye(2))
+    assert _array.is_linear_operator(aslinearoperator(np.eye(2)))
+    assert not _array.is_cupy_array(np.eye(2))
+    x = np.arange(3.0)
+    assert _array.to_device(x, "cpu") is x
+    with pytest.raises(ValueError, match="device"):
+        _array.to_device(x, "tpu")
+
+
+def test_dask_input_is_refused_without_computing():
+    da = pytest.importorskip("dask.array")
+    X = da.ones((10, 5), chunks=(5, 5))
+    with pytest.raises(TypeError, match="dask"):
+        sparselin.truncated_svd(X, 2)
+
+
+def test_cupy_is_lazy_and_optional():
+    code = "import sys, sparselin; sparselin.truncated_svd; print('cupy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_cuda_sources_are_found():
+    src = _cuda.cuda_source("svd_flip.cu")
+    assert "svd_flip_kernel" in src
+    with pytest.raises(FileNotFoundError, match="not found"):
+        _cuda.cuda_source("missing.cu")
+    if _array.cupy_or_none() is None:
+        with pytest.raises(ImportError, match="CuPy"):
+            _cuda.load_module("svd_flip.cu")
+
+
+def test_datasets_spectrum():
+    A, s = make_low_rank_matrix(30, 20, decay="slow", random_state=0, return_singular_values=True)
+    np.testing.assert_allclose(np.linalg.svd(A, compute_uv=False), s)
+    Z = make_low_rank_matrix(10, 8, decay=0.5, dtype=np.complex64, random_state=1)
+    assert Z.dtype == np.complex64
+    with pytest.raises(ValueError, match="decay"):
+        make_low_rank_matrix(5, 5, decay=1.5)
+
+
+def test_system_info_and_versions():
+    info = sparselin.system_info()
+    assert info["sparselin"] == sparselin.__version__
+    assert "numba_threading_layer" in info
+    text = sparselin.show_versions()
+    assert "numpy" in text and "gpu" in text
+
+
+def test_cli_version_info_demo(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--version"])
+    assert exc.value.code == 0
+    assert sparselin.__version__ in capsys.readouterr().out
+    assert cli.main(["info"]) == 0
+    assert "numba threading layer" in capsys.readouterr().out
+    assert cli.main(["demo", "--rows", "300", "--cols", "200", "--tol", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "rank" in out and "relative error" in out
+
+
+def test_console_script_entry_point():
+    out = subprocess.run(
+        [sys.executable, "-m", "sparselin", "--version"], capture_output=True, text=True
+    )
+    assert out.returncode == 0 and "sparselin" in out.stdout
