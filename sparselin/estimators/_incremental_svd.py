@@ -15,16 +15,18 @@ from sklearn.base import (
 )
 from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.extmath import safe_sparse_dot
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ..linalg._dense import flip_signs
 from ..linalg._svd_update import _append_columns, _reorthogonalize_left
+from ._base import ComponentsTransformerMixin
 
 __all__ = ["IncrementalSVD"]
 
 
-class IncrementalSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class IncrementalSVD(
+    ComponentsTransformerMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Truncated SVD of a matrix whose rows (samples) arrive in batches.
 
     Each :meth:`partial_fit` applies Brand's update (:func:`sparselin.svd_update`) to the
@@ -162,30 +164,6 @@ class IncrementalSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEsti
         self.singular_values_ = s[:keep].copy()
         self.n_components_ = keep
         self.n_samples_seen_ += X.shape[0]
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Project X on the components: ``X @ components_.T``."""
-        check_is_fitted(self)
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=False
-        )
-        return safe_sparse_dot(X, self.components_.T)
-
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map reduced data back to feature space: ``X @ components_``."""
-        check_is_fitted(self)
-        X = check_array(X)
-        return X @ self.components_
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.components_.shape[0]
 
 
 def _t(X: Any) -> Any:

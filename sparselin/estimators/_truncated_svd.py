@@ -14,14 +14,15 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, RealNotInt, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.sparsefuncs import mean_variance_axis
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ..linalg._dense import flip_signs
 from ..linalg._truncated_svd import truncated_svd
+from ._base import ComponentsTransformerMixin
 
 __all__ = ["TruncatedSVD"]
 
@@ -34,7 +35,9 @@ def flip_by_components(U: Any, Vt: Any) -> tuple[Any, Any]:
     return Ut.T, V.T
 
 
-class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class TruncatedSVD(
+    ComponentsTransformerMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Dimensionality reduction with a truncated SVD: scikit-learn's ``TruncatedSVD``, faster.
 
     A drop-in replacement for :class:`sklearn.decomposition.TruncatedSVD`: the same
@@ -209,24 +212,3 @@ class TruncatedSVD(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.explained_variance_ratio_ = exp_var / full_var
         self.singular_values_ = Sigma
         return X_transformed
-
-    def transform(self, X: Any) -> np.ndarray:
-        """Project X on the components: ``X @ components_.T``."""
-        check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
-        return safe_sparse_dot(X, self.components_.T)
-
-    def inverse_transform(self, X: Any) -> np.ndarray:
-        """Map reduced data back to feature space: ``X @ components_``."""
-        X = check_array(X)
-        return np.dot(X, self.components_)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
-
-    @property
-    def _n_features_out(self) -> int:
-        return self.components_.shape[0]

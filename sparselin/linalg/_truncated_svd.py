@@ -163,12 +163,19 @@ def _block_krylov(
     """
     xp = op.xp
     m = op.shape[0]
-    Q = orth(op.mm(Omega), xp)
-    blocks = [Q]
-    products = []
-    errors: list[float] = []
     adaptive = depth is None and norm2 is not None
     target = max_depth if depth is None else depth
+    errors: list[float] = []
+    if adaptive:
+        # With an orthonormal start block, the sketch A Ω already measures the energy its
+        # span captures; that first reading lets the stopping rule end at depth 1.
+        Omega = orth(Omega, xp)
+        Q, R = orth(op.mm(Omega), xp, return_r=True)
+        errors.append(norm2 - _top_energy(R, k, xp))
+    else:
+        Q = orth(op.mm(Omega), xp)
+    blocks = [Q]
+    products = []
     Zt_all = None
     while True:
         Z = op.rmm(blocks[-1])
@@ -588,6 +595,11 @@ def _fixed_rank(
     m, n = op.shape
     l = min(k + n_oversamples, min(m, n))
     sketch = _sketch_operator(op, sketch_dtype)
+    if method == "block_krylov" and isinstance(sketch_dtype, str):
+        # Block Krylov reuses its A^H products for the final projection; a low-precision
+        # sketch would force a separate full-precision pass over a basis (q + 1) times as
+        # wide, which costs more than it saves.
+        sketch = op
     Omega = gaussian(rng, (n, l), sketch.dtype, xp)
     max_iter = _auto_max_iter(k, m, n)
     if method == "block_krylov":
