@@ -89,13 +89,16 @@ def check_random_state(random_state: Any) -> np.random.Generator | np.random.Ran
     )
 
 
-def check_matrix(A: Any, name: str = "A", *, allow_operator: bool = True) -> tuple[Any, str]:
-    """Validate a matrix argument and return ``(A, kind)``.
+def check_matrix(
+    A: Any, name: str = "A", *, allow_operator: bool = True
+) -> tuple[Any, str, float | None]:
+    """Validate a matrix argument and return ``(A, kind, norm2)``.
 
-    ``kind`` is ``"dense"``, ``"sparse"`` or ``"operator"``. Dense and sparse input must be
-    2-D, non-empty and finite; integer input is converted (a copy) to float64 and float16 to
-    float32, so the returned object may differ from the argument, but the argument itself is
-    never modified.
+    ``kind`` is ``"dense"``, ``"sparse"`` or ``"operator"``; ``norm2`` is ``||A||_F**2``
+    (``None`` for an operator), a by-product of the finiteness check that callers reuse.
+    Dense and sparse input must be 2-D, non-empty and finite; integer input is converted (a
+    copy) to float64 and float16 to float32, so the returned object may differ from the
+    argument, but the argument itself is never modified.
     """
     if is_dask_array(A):
         raise TypeError(
@@ -108,7 +111,7 @@ def check_matrix(A: Any, name: str = "A", *, allow_operator: bool = True) -> tup
         if len(A.shape) != 2 or 0 in A.shape:
             raise ValueError(f"{name} must be a non-empty 2-D operator, got shape {A.shape}")
         result_dtype(A.dtype)  # raises TypeError for unsupported dtypes
-        return A, "operator"
+        return A, "operator", None
     if is_sparse(A):
         if A.ndim != 2 or 0 in A.shape:
             raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {A.shape}")
@@ -116,9 +119,11 @@ def check_matrix(A: Any, name: str = "A", *, allow_operator: bool = True) -> tup
         if dtype != A.dtype:
             A = A.astype(dtype)
         xp = namespace(A)
-        if A.nnz and not bool(xp.isfinite(A.data).all()):
+        data = A.data
+        norm2 = float(xp.vdot(data, data).real) if data.size else 0.0
+        if not np.isfinite(norm2) and not bool(xp.isfinite(data).all()):
             raise ValueError(f"{name} contains NaN or infinity")
-        return A, "sparse"
+        return A, "sparse", norm2
     if not (isinstance(A, np.ndarray) or is_cupy_array(A)):
         if hasattr(A, "__array__") or isinstance(A, (list, tuple)):
             A = np.asarray(A)
@@ -136,9 +141,10 @@ def check_matrix(A: Any, name: str = "A", *, allow_operator: bool = True) -> tup
     dtype = result_dtype(A.dtype)
     if dtype != A.dtype:
         A = A.astype(dtype)
-    if not all_finite(A):
+    norm2 = squared_norm(A)
+    if not np.isfinite(norm2) and not all_finite(A):
         raise ValueError(f"{name} contains NaN or infinity")
-    return A, "dense"
+    return A, "dense", norm2
 
 
 def squared_norm(A: Any) -> float:

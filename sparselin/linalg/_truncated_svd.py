@@ -15,7 +15,6 @@ from .._validation import (
     check_matrix,
     check_random_state,
     check_real,
-    squared_norm,
 )
 from ._dense import flip_signs, gaussian, lu_normalize, orth, orth_against
 
@@ -59,14 +58,6 @@ class _Operator:
         if self.complex:
             return (Y.conj().T @ A).conj().T
         return (Y.T @ A).T
-
-    def squared_norm(self) -> float | None:
-        if self.kind == "dense":
-            return squared_norm(self.A)
-        if self.kind == "sparse":
-            data = self.A.data
-            return float(self.xp.vdot(data, data).real) if data.size else 0.0
-        return None
 
 
 def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
@@ -493,7 +484,7 @@ def truncated_svd(
     >>> len(s), bool(err <= 1e-3)
     (31, True)
     """
-    A, kind = check_matrix(A, "A")
+    A, kind, norm2 = check_matrix(A, "A")
     m, n = A.shape
     r_max = min(m, n)
     if k is None and tol is None:
@@ -529,7 +520,6 @@ def truncated_svd(
 
     op = _Operator(A, kind, xp)
     real_dtype = np.finfo(op.dtype).dtype
-    norm2 = op.squared_norm()
 
     if tol is not None:
         U, s, Vt, rel, met = _fixed_accuracy(op, tol, k, iters, rng, norm2)
