@@ -44,10 +44,12 @@ def _triangular_inverse(R: Any, xp: types.ModuleType) -> Any:
     return sc.linalg.solve_triangular(R, eye, lower=False)
 
 
-def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False) -> Any:
+def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False, passes: int = 2) -> Any:
     """Orthonormal basis ``Q`` of the columns of ``Y`` (same shape), optionally with ``R``.
 
     ``Y = Q @ R`` with ``R`` upper triangular (up to the Householder fallback's own ``R``).
+    ``passes=1`` stops after one Cholesky QR: ``Q`` is then orthonormal only up to
+    ``eps * cond(Y)**2``, enough for intermediate power iterations.
     """
     eps = np.finfo(Y.dtype).eps
     G = _conj_t(Y) @ Y
@@ -57,6 +59,8 @@ def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False) -> Any:
         # diag(R) ratio bounds cond(Y) from below; CholeskyQR2 needs cond(Y) << eps**-0.5.
         if float(d.min()) > 100.0 * np.sqrt(eps) * float(d.max()):
             Q1 = Y @ _triangular_inverse(R1, xp)
+            if passes == 1:
+                return (Q1, R1) if return_r else Q1
             R2 = _cholesky_upper(_conj_t(Q1) @ Q1, xp)
             if R2 is not None:
                 Q = Q1 @ _triangular_inverse(R2, xp)
@@ -106,9 +110,16 @@ def gaussian(
     the same seed; the matrix is small (n x l), so the transfer costs little.
     """
     dtype = np.dtype(dtype)
-    G = rng.standard_normal(shape)
-    if dtype.kind == "c":
-        G = (G + 1j * rng.standard_normal(shape)) * np.sqrt(0.5)
+    real = np.finfo(dtype).dtype
+    if isinstance(rng, np.random.Generator):
+        # Draw directly in single precision when that is the target (half the work).
+        G = rng.standard_normal(shape, dtype=real)
+        if dtype.kind == "c":
+            G = (G + 1j * rng.standard_normal(shape, dtype=real)) * real.type(np.sqrt(0.5))
+    else:
+        G = rng.standard_normal(shape)
+        if dtype.kind == "c":
+            G = (G + 1j * rng.standard_normal(shape)) * np.sqrt(0.5)
     G = G.astype(dtype, copy=False)
     return G if xp is np else xp.asarray(G)
 
