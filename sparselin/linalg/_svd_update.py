@@ -219,7 +219,9 @@ def _append_columns(
     # eps * ||c|| / ||r|| relative to it; a second pass ("twice is enough") is spent only
     # where the first removed more than 99% of a column, so that this stays below 100 eps.
     M = UH @ C
-    Rres = C - U @ M
+    # C - U M without a second m x c temporary: the GEMM's output is reused in place.
+    Rres = U @ M
+    xp.subtract(C, Rres, out=Rres)
     c_norm2 = _column_norms2(C, xp)
     r_norm2 = _column_norms2(Rres, xp)
     if bool(xp.any(r_norm2 < 1e-4 * c_norm2)):
