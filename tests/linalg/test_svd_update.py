@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sparselin import IncrementalSVD, svd_update, truncated_svd
 from sparselin.datasets import make_low_rank_matrix
@@ -128,3 +130,24 @@ def test_incremental_small_first_batch_grows_rank():
     np.testing.assert_allclose(
         est.singular_values_, np.linalg.svd(X, compute_uv=False)[:8], rtol=0.05
     )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=st.integers(2, 25),
+    n=st.integers(1, 20),
+    c=st.integers(1, 12),
+    axis=st.sampled_from([0, 1]),
+    seed=st.integers(0, 10_000),
+)
+def test_property_full_rank_update_is_exact(m, n, c, axis, seed):
+    """Keeping every direction, an update must equal the SVD of the concatenation."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((m, n))
+    C = rng.standard_normal((m, c)) if axis == 1 else rng.standard_normal((c, n))
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    full = np.concatenate([A, C], axis=axis)
+    U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=axis, k=min(full.shape))
+    np.testing.assert_allclose((U2 * s2) @ Vt2, full, atol=1e-9)
+    np.testing.assert_allclose(s2, np.linalg.svd(full, compute_uv=False), atol=1e-9)
+    assert np.all(np.diff(s2) <= 1e-12)
