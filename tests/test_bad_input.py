@@ -45,6 +45,8 @@ TRUNCATED_SVD_CASES = [
     ((A, 3), {"random_state": "seed"}, TypeError, "random_state"),
     ((A, 3), {"sketch_dtype": np.complex64}, ValueError, "sketch_dtype"),
     ((A, 3), {"sketch_dtype": "half"}, ValueError, "sketch_dtype"),
+    ((A,), {"tol": 0.1, "sketch_dtype": np.int8}, ValueError, "sketch_dtype"),
+    ((A, 3), {"solver_tol": -1.0}, ValueError, "solver_tol"),
     ((A, 3), {"return_error": "yes"}, TypeError, "return_error"),
     ((A[0], 1), {}, ValueError, "must be 2-D"),
     ((A[None], 1), {}, ValueError, "must be 2-D"),

@@ -574,11 +574,9 @@ def truncated_svd(
         raise ValueError("tol (fixed accuracy) needs method 'randomized' or 'block_krylov'")
     rng = check_random_state(random_state)
 
-    xp = np if kind == "operator" and not _is_cupy_operator(A) else namespace(A)
-    if kind == "operator" and xp is not np:
-        import cupy  # noqa: F401  # a cupyx operator implies cupy
-
+    xp = namespace(A)  # a cupyx LinearOperator counts as CuPy
     op = _Operator(A, kind, xp)
+    _sketch_operator(op, sketch_dtype, check_only=True)
     real_dtype = np.finfo(op.dtype).dtype
 
     if tol is not None:
@@ -603,7 +601,7 @@ def truncated_svd(
                 k,
                 n_oversamples,
                 iters,
-                method,
+                "block_krylov" if method == "lanczos" else method,
                 rng,
                 norm2,
                 power_iteration_normalizer,
@@ -624,10 +622,6 @@ def truncated_svd(
     if return_error:
         return U, s, Vt, rel
     return U, s, Vt
-
-
-def _is_cupy_operator(A: Any) -> bool:
-    return type(A).__module__.split(".", 1)[0] == "cupyx"
 
 
 def _fixed_rank(
@@ -674,10 +668,13 @@ def _fixed_rank(
     return U, s, Vt
 
 
-def _sketch_operator(op: _Operator, sketch_dtype: Any) -> _Operator:
+def _sketch_operator(op: _Operator, sketch_dtype: Any, check_only: bool = False) -> _Operator:
+    """The operator the power iterations run on (``op`` itself or a lower-precision copy)."""
     if isinstance(sketch_dtype, str):
         if sketch_dtype != "auto":
             raise ValueError(f"sketch_dtype must be 'auto' or a dtype, got {sketch_dtype!r}")
+        if check_only:
+            return op
         low = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64}
         if (
             op.kind == "dense"
@@ -695,6 +692,6 @@ def _sketch_operator(op: _Operator, sketch_dtype: Any) -> _Operator:
             f"sketch_dtype must be 'auto' or a precision no higher than A's ({op.dtype}) of "
             f"the same kind, got {target}"
         )
-    if target == op.dtype or op.kind != "dense":
+    if check_only or target == op.dtype or op.kind != "dense":
         return op
     return _Operator(op.A.astype(target), "dense", op.xp)
