@@ -18,7 +18,38 @@ import numpy as np
 
 from .._array import cupy_or_none, scipy_namespace
 
-__all__ = ["flip_signs", "gaussian", "lu_normalize", "orth", "orth_against"]
+__all__ = [
+    "flip_signs",
+    "gaussian",
+    "lu_normalize",
+    "orth",
+    "orth_against",
+    "small_eigvalsh",
+    "small_svd",
+]
+
+
+def small_svd(M: Any, xp: types.ModuleType, compute_uv: bool = True) -> Any:
+    """SVD of a small matrix (a few hundred rows at most), computed on the host.
+
+    The randomized methods end every step with the SVD of an l x l matrix. On a GPU such a
+    call is bound by launch latency (cuSOLVER's gesvd takes milliseconds on a 100 x 100
+    matrix, longer than a pass over a gigabyte of data), so the matrix travels to the host,
+    where LAPACK needs microseconds, and the factors travel back.
+    """
+    if xp is np:
+        return np.linalg.svd(M, full_matrices=False, compute_uv=compute_uv)
+    out = np.linalg.svd(M.get(), full_matrices=False, compute_uv=compute_uv)
+    if not compute_uv:
+        return xp.asarray(out)
+    return tuple(xp.asarray(x) for x in out)
+
+
+def small_eigvalsh(G: Any, xp: types.ModuleType) -> Any:
+    """Eigenvalues of a small Hermitian matrix, on the host (see :func:`small_svd`)."""
+    if xp is np:
+        return np.linalg.eigvalsh(G)
+    return xp.asarray(np.linalg.eigvalsh(G.get()))
 
 
 def _conj_t(X: Any) -> Any:

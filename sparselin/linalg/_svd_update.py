@@ -8,7 +8,7 @@ import numpy as np
 
 from .._array import is_cupy_array, is_sparse, namespace, result_dtype
 from .._validation import all_finite, check_int
-from ._dense import _cholesky_upper, _triangular_inverse, flip_signs, orth
+from ._dense import _cholesky_upper, _triangular_inverse, flip_signs, orth, small_svd
 
 __all__ = ["reorthogonalize", "svd_update"]
 
@@ -77,7 +77,7 @@ def reorthogonalize(U: Any, s: Any, Vt: Any) -> tuple[Any, Any, Any]:
     Qv, Rv = xp.linalg.qr(V, mode="reduced")
     RvH = Rv.conj().T if cplx else Rv.T
     M = (Ru * s[None, :].astype(Ru.dtype)) @ RvH
-    u, s_new, wh = xp.linalg.svd(M)
+    u, s_new, wh = small_svd(M, xp)
     QvH = Qv.conj().T if cplx else Qv.T
     U_new = xp.ascontiguousarray(Qu @ u)
     Vt_new = xp.ascontiguousarray(wh @ QvH)
@@ -251,7 +251,7 @@ def _append_columns(
     K[:r, :r] = xp.diag(s.astype(U.dtype))
     K[:r, r:] = M
     K[r:, r:] = Rc
-    uk, sk, wkh = xp.linalg.svd(K, full_matrices=False)
+    uk, sk, wkh = small_svd(K, xp)
     uk = uk[:, :k]
     sk = sk[:k]
     wkh = wkh[:k]
@@ -274,7 +274,7 @@ def _append_columns(
 def _reorthogonalize_left(U: Any, s: Any, xp: Any) -> tuple[Any, Any]:
     """Re-orthonormalise ``U`` of ``U diag(s) W^H`` when ``W`` is not tracked."""
     Qu, Ru = xp.linalg.qr(U, mode="reduced")
-    u, s_new, _ = xp.linalg.svd(Ru * s[None, :].astype(Ru.dtype))
+    u, s_new, _ = small_svd(Ru * s[None, :].astype(Ru.dtype), xp)
     U_new = xp.ascontiguousarray(Qu @ u)
     U_new, _ = flip_signs(U_new, xp.empty((U.shape[1], 0), dtype=U.dtype), xp)
     return U_new, s_new.astype(s.dtype, copy=False)

@@ -16,7 +16,15 @@ from .._validation import (
     check_random_state,
     check_real,
 )
-from ._dense import flip_signs, gaussian, lu_normalize, orth, orth_against
+from ._dense import (
+    flip_signs,
+    gaussian,
+    lu_normalize,
+    orth,
+    orth_against,
+    small_eigvalsh,
+    small_svd,
+)
 
 __all__ = ["truncated_svd"]
 
@@ -66,7 +74,7 @@ class _Operator:
 
 def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
     """Sum of the k largest squared singular values of the small matrix R."""
-    s = xp.linalg.svd(R, compute_uv=False)
+    s = small_svd(R, xp, compute_uv=False)
     return float(xp.sum(s[:k].astype(np.float64) ** 2))
 
 
@@ -178,12 +186,12 @@ def _from_pass(op: _Operator, result: tuple, k: int) -> tuple[Any, Any, Any]:
 
     if right:
         # A X X^H = basis R X^H
-        u, s, wh = xp.linalg.svd(R)
+        u, s, wh = small_svd(R, xp)
         U = basis @ u[:, :k]
         Vt = wh[:k] @ H(X)
     else:
         # X X^H A = X R^H basis^H
-        u, s, wh = xp.linalg.svd(H(R))
+        u, s, wh = small_svd(H(R), xp)
         U = X @ u[:, :k]
         Vt = wh[:k] @ H(basis)
     return xp.ascontiguousarray(U), s[:k], xp.ascontiguousarray(Vt)
@@ -229,7 +237,7 @@ def _block_krylov(
         if adaptive:
             # Captured energy of the current space: top-k singular values of Q^H A.
             G = Zt_all.conj().T @ Zt_all if op.complex else Zt_all.T @ Zt_all
-            w = xp.linalg.eigvalsh(G)
+            w = small_eigvalsh(G, xp)
             errors.append(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
             if _converged(errors, _RTOL):
                 break
@@ -252,7 +260,7 @@ def _rayleigh_ritz(op: _Operator, Q: Any, k: int, Zt: Any | None = None) -> tupl
     Qz, Rz = orth(Zt, xp, return_r=True)
     # Q^H A = Rz^H Qz^H, so its SVD comes from the small d x d matrix Rz^H.
     RzH = Rz.conj().T if op.complex else Rz.T
-    u, s, wh = xp.linalg.svd(RzH)
+    u, s, wh = small_svd(RzH, xp)
     U = Q @ u[:, :k]
     QzH = Qz.conj().T if op.complex else Qz.T
     Vt = wh[:k] @ QzH
@@ -326,7 +334,7 @@ def _fixed_accuracy(
     def truncation_rank(total: float, resid: float) -> tuple[int, Any]:
         # Singular values of B through its small Gram matrix: d^2 n flops, no pass over A.
         G = B @ (B.conj().T if op.complex else B.T)
-        w = xp.sort(xp.clip(xp.linalg.eigvalsh(G).real, 0, None))[::-1]
+        w = xp.sort(xp.clip(small_eigvalsh(G, xp).real, 0, None))[::-1]
         cum = xp.cumsum(w.astype(np.float64))
         need = (1.0 - tol2) * total - resid
         hits = xp.nonzero(cum >= need)[0]
