@@ -325,6 +325,7 @@ def _fixed_accuracy(
     Q = xp.zeros((m, 0), dtype=op.dtype)
     B = xp.zeros((0, n), dtype=op.dtype)
     captured = 0.0
+    resid = 0.0
     svals = None
     best_rank = None
     met = False
@@ -388,7 +389,14 @@ def _fixed_accuracy(
         if d >= cap:
             break
     if best_rank is None:
-        resid = 0.0 if norm2 is not None else resid
+        if norm2 is not None or Q.shape[1] >= r_max:
+            resid = 0.0
+        else:
+            # Operator stopped by the rank cap: one fresh probe estimates what is left.
+            b = min(block, n)
+            Omega = gaussian(rng, (n, b), op.dtype, xp)
+            Y = op.mm(Omega) - Q @ (B @ Omega)
+            resid = float(xp.vdot(Y, Y).real) / b
         total = norm2 if norm2 is not None else captured + resid
         best_rank, svals = truncation_rank(total, resid)
         met = best_rank <= (k_max or r_max) and (
@@ -396,7 +404,10 @@ def _fixed_accuracy(
         )
     rank = best_rank if k_max is None else min(best_rank, k_max)
     U, s, Vt, _ = _rayleigh_ritz_from_qb(op, Q, B, rank)
-    total = norm2 if norm2 is not None else captured + (resid if d < r_max else 0.0)
+    if norm2 is not None:
+        total = norm2
+    else:
+        total = captured + (resid if Q.shape[1] < r_max else 0.0)
     err2 = max(total - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
     rel = math.sqrt(err2 / total) if total > 0 else 0.0
     return U, s, Vt, rel, met

@@ -345,3 +345,14 @@ def test_property_fixed_accuracy_and_invariants(m, n, seed, tol):
     U, s, Vt = truncated_svd(A, k, random_state=seed)
     s_ref = np.linalg.svd(A, compute_uv=False)[:k]
     assert np.all(s <= s_ref * (1 + 1e-9) + 1e-12)  # Ritz values never exceed the truth
+
+
+def test_fixed_accuracy_operator_with_rank_cap_warns():
+    A, s_true = build((150, 100), "slow", np.float64)
+    with pytest.warns(UserWarning, match="cannot be met"):
+        U, s, Vt, est = truncated_svd(
+            aslinearoperator(A), 5, tol=1e-3, random_state=0, return_error=True
+        )
+    assert len(s) == 5
+    err = frob_err(A, U, s, Vt) / np.linalg.norm(s_true)
+    assert est == pytest.approx(err, rel=0.5)
