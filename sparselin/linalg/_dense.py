@@ -15,6 +15,7 @@ import types
 from typing import Any
 
 import numpy as np
+import scipy.linalg
 
 from .._array import cupy_or_none, scipy_namespace
 
@@ -57,22 +58,29 @@ def _conj_t(X: Any) -> Any:
 
 
 def _cholesky_upper(G: Any, xp: types.ModuleType) -> Any | None:
-    """Upper Cholesky factor of a Hermitian positive definite ``G``, or None if it fails."""
+    """Upper Cholesky factor of a small Hermitian positive definite ``G``, or None if it fails.
+
+    ``G`` is a Gram matrix of a few hundred columns at most, so on a GPU it is factorised on
+    the host: that is faster than cuSOLVER at this size, and failure is reported reliably
+    (cuSOLVER's potrf leaves a half-factorised matrix behind unless errors are switched on).
+    """
+    host = G if xp is np else G.get()
     try:
-        L = xp.linalg.cholesky(G)
+        L = np.linalg.cholesky(host)
     except np.linalg.LinAlgError:
         return None
-    d = xp.diagonal(L).real
-    # CuPy reports failure with NaN instead of raising.
-    if not bool(xp.isfinite(L).all()) or not bool((d > 0).all()):
+    d = np.diagonal(L).real
+    if not bool(np.isfinite(L).all()) or not bool((d > 0).all()):
         return None
-    return _conj_t(L)
+    R = _conj_t(L)
+    return R if xp is np else xp.asarray(R)
 
 
 def _triangular_inverse(R: Any, xp: types.ModuleType) -> Any:
-    sc = scipy_namespace(xp)
-    eye = xp.eye(R.shape[0], dtype=R.dtype)
-    return sc.linalg.solve_triangular(R, eye, lower=False)
+    """Inverse of a small upper-triangular matrix (on the host for GPU data, see above)."""
+    host = R if xp is np else R.get()
+    inv = scipy.linalg.solve_triangular(host, np.eye(host.shape[0], dtype=host.dtype), lower=False)
+    return inv if xp is np else xp.asarray(inv)
 
 
 def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False, passes: int = 2) -> Any:
