@@ -12,6 +12,7 @@ and those fall back to Householder QR, which is orthonormal whatever the rank.
 from __future__ import annotations
 
 import types
+import warnings
 from typing import Any
 
 import numpy as np
@@ -164,6 +165,8 @@ def gaussian(
 
 
 _FLIP_EXPRS = ("svd_flip_kernel<float>", "svd_flip_kernel<double>")
+# None while the kernel is usable; the reason once it failed to compile (then never retried).
+_KERNEL_STATE: dict[str, str | None] = {"flip": None}
 
 
 def flip_signs(U: Any, Vt: Any, xp: types.ModuleType) -> tuple[Any, Any]:
@@ -178,27 +181,38 @@ def flip_signs(U: Any, Vt: Any, xp: types.ModuleType) -> tuple[Any, Any]:
         return U, Vt
     cp = cupy_or_none()
     if (
-        cp is not None
+        _KERNEL_STATE["flip"] is None
+        and cp is not None
         and xp is cp
         and U.dtype in (np.float32, np.float64)
         and U.dtype == Vt.dtype
         and U.flags.c_contiguous
         and Vt.flags.c_contiguous
     ):
-        from .._cuda import get_function
+        try:
+            from .._cuda import get_function
 
-        expr = _FLIP_EXPRS[0] if U.dtype == np.float32 else _FLIP_EXPRS[1]
-        kernel = get_function("svd_flip.cu", expr, _FLIP_EXPRS)
-        threads = 256
-        shared = threads * (U.dtype.itemsize + 8)
-        m, n = U.shape[0], Vt.shape[1]
-        kernel(
-            (k,),
-            (threads,),
-            (U, Vt, np.int64(m), np.int64(n), np.int64(k)),
-            shared_mem=shared,
-        )
-        return U, Vt
+            expr = _FLIP_EXPRS[0] if U.dtype == np.float32 else _FLIP_EXPRS[1]
+            kernel = get_function("svd_flip.cu", expr, _FLIP_EXPRS)
+        except Exception as exc:  # NVRTC missing or failing: the array code below serves
+            _KERNEL_STATE["flip"] = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"the svd_flip CUDA kernel could not be compiled ({_KERNEL_STATE['flip']}); "
+                "using CuPy array code instead",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            threads = 256
+            shared = threads * (U.dtype.itemsize + 8)
+            m, n = U.shape[0], Vt.shape[1]
+            kernel(
+                (k,),
+                (threads,),
+                (U, Vt, np.int64(m), np.int64(n), np.int64(k)),
+                shared_mem=shared,
+            )
+            return U, Vt
     idx = xp.argmax(xp.abs(U), axis=0)
     pivots = U[idx, xp.arange(k)]
     if U.dtype.kind == "c":

@@ -56,6 +56,7 @@ def test_sparse_gpu_input(cp):
 
 
 def test_sign_kernel_matches_array_code(cp):
+    from sparselin.linalg import _dense
     from sparselin.linalg._dense import flip_signs
 
     rng = np.random.default_rng(0)
@@ -66,6 +67,7 @@ def test_sign_kernel_matches_array_code(cp):
         Un, Vn = flip_signs(U.copy(), Vt.copy(), np)
         np.testing.assert_array_equal(cp.asnumpy(Uk), Un)
         np.testing.assert_array_equal(cp.asnumpy(Vk), Vn)
+    assert _dense._KERNEL_STATE["flip"] is None, "the CUDA kernel did not compile"
 
 
 def test_svd_update_on_gpu(cp):
