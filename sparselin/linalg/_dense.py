@@ -213,8 +213,19 @@ def flip_signs(U: Any, Vt: Any, xp: types.ModuleType) -> tuple[Any, Any]:
                 shared_mem=shared,
             )
             return U, Vt
-    idx = xp.argmax(xp.abs(U), axis=0)
-    pivots = U[idx, xp.arange(k)]
+    cols = xp.arange(k)
+    if U.dtype.kind == "c":
+        idx = xp.argmax(xp.abs(U), axis=0)
+    else:
+        # The first largest |entry| is the first maximum or the first minimum, whichever is
+        # larger in magnitude (the earlier one on a tie): two reductions and no temporary of
+        # U's size, whose fresh pages cost more than the reductions themselves.
+        i_max = xp.argmax(U, axis=0)
+        i_min = xp.argmin(U, axis=0)
+        v_max = U[i_max, cols]
+        v_min = -U[i_min, cols]
+        idx = xp.where((v_max > v_min) | ((v_max == v_min) & (i_max < i_min)), i_max, i_min)
+    pivots = U[idx, cols]
     if U.dtype.kind == "c":
         mag = xp.abs(pivots)
         phase = xp.where(mag > 0, pivots / xp.where(mag > 0, mag, 1), 1)
