@@ -123,7 +123,7 @@ def orth_against(Y: Any, Q: Any | None, xp: types.ModuleType) -> Any:
     for _ in range(2):
         Y = Y - Q @ (QH @ Y)
     Qn = orth(Y, xp)
-    limit = 10.0 * np.finfo(Y.dtype).eps * np.sqrt(Y.shape[0])
+    limit = 2.0 * np.finfo(Y.dtype).eps * np.sqrt(Y.shape[0])
     for _ in range(3):
         C = QH @ Qn
         if float(xp.abs(C).max()) <= limit:

@@ -17,6 +17,7 @@ from .._validation import (
     check_real,
 )
 from ._dense import (
+    _triangular_inverse,
     flip_signs,
     gaussian,
     lu_normalize,
@@ -84,7 +85,7 @@ def _auto_max_iter(k: int, m: int, n: int) -> int:
     return 7 if k < 0.1 * min(m, n) else 4
 
 
-def _converged(errors: list[float], rtol: float, floor: float = 0.0, ahead: int = 0) -> bool:
+def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
     """Whether the remaining decrease of the squared error is below ``rtol`` of it.
 
     The error falls roughly geometrically from pass to pass, but the ratio of successive
@@ -92,16 +93,12 @@ def _converged(errors: list[float], rtol: float, floor: float = 0.0, ahead: int 
     singular values), so a plain geometric extrapolation is optimistic. The predicted ratio
     is therefore the larger of the last ratio, the one before it, and the last ratio grown by
     the same factor again; what is left is ``g r / (1 - r)``, of which ``ahead`` further passes
-    (made anyway) remove all but ``r**ahead``. An error at the rounding floor has converged.
+    (made anyway) remove all but ``r**ahead``.
     """
-    if not errors:
-        return False
-    e = errors[-1]
-    if e <= floor:
-        return True
     if len(errors) < 4:
         return False
     g3, g2, g1 = (errors[-4] - errors[-3], errors[-3] - errors[-2], errors[-2] - errors[-1])
+    e = errors[-1]
     if g1 <= 0.0:
         return True
     if g2 <= 0.0 or g3 <= 0.0:
@@ -111,6 +108,35 @@ def _converged(errors: list[float], rtol: float, floor: float = 0.0, ahead: int 
     if ratio >= 1.0:
         return False
     return g1 * ratio ** (1 + ahead) / (1.0 - ratio) <= rtol * e
+
+
+class _StopRule:
+    """When adaptive iterations may stop: after convergence, or a fixed tail at the floor.
+
+    The squared error is measured as ``||A||^2 - sum top-k s^2``; once it is within a few
+    rounding errors of ``||A||^2`` in the sketch's precision (relative error ~1e-3 in float32,
+    ~1e-7 in float64) the identity cannot tell further progress from noise, although the
+    iteration is still improving the subspace. From then on a fixed tail of two more
+    iterations (four passes) is run: reaching the floor means the spectrum has fallen far
+    below its top, where subspace iteration converges fast.
+    """
+
+    TAIL = 4
+
+    def __init__(self, norm2: float, dtype: Any) -> None:
+        self.floor = 10.0 * np.finfo(dtype).eps * norm2
+        self.errors: list[float] = []
+        self.floor_at: int | None = None
+
+    def add(self, error: float) -> None:
+        self.errors.append(error)
+        if self.floor_at is None and error <= self.floor:
+            self.floor_at = len(self.errors)
+
+    def stop(self, ahead: int = 0) -> bool:
+        if self.floor_at is not None:
+            return len(self.errors) - self.floor_at + ahead >= self.TAIL
+        return _converged(self.errors, _RTOL, ahead=ahead)
 
 
 def _half_step_iteration(
@@ -140,15 +166,14 @@ def _half_step_iteration(
     mixed = sketch is not op
     adaptive = n_iter is None and norm2 is not None and normalizer in ("auto", "QR")
     total = 2 * (max_iter if n_iter is None else n_iter) + 2
-    eps_floor = 10.0 * np.finfo(sketch.dtype).eps * (norm2 or 0.0)
+    rule = _StopRule(norm2 or 0.0, sketch.dtype)
     X = orth(Omega, xp) if adaptive else Omega
     right = True  # the next product is A @ X (else A^H @ X)
-    errors: list[float] = []
     passes = 0
     result = None
     while True:
         final = passes == total - 1
-        if adaptive and mixed and not final and _converged(errors, _RTOL, eps_floor, ahead=1):
+        if adaptive and mixed and not final and rule.stop(ahead=1):
             # The full-precision pass that ends the run is one more half-step of progress.
             final = True
         current = op if (final and mixed) else sketch
@@ -163,12 +188,12 @@ def _half_step_iteration(
             basis, R = orth(product, xp, return_r=True, passes=2 if final else 1)
             result = (right, X, basis, R)
             if adaptive:
-                errors.append(norm2 - _top_energy(R, k, xp))
+                rule.add(norm2 - _top_energy(R, k, xp))
         else:
             basis = _normalize(product, xp, normalizer)
         if final:
             break
-        if adaptive and not mixed and _converged(errors, _RTOL, eps_floor):
+        if adaptive and not mixed and rule.stop():
             break
         X = basis
         right = not right
@@ -218,13 +243,13 @@ def _block_krylov(
     m = op.shape[0]
     adaptive = depth is None and norm2 is not None
     target = max_depth if depth is None else depth
-    errors: list[float] = []
+    rule = _StopRule(norm2 or 0.0, op.dtype)
     if adaptive:
         # With an orthonormal start block, the sketch A Ω already measures the energy its
         # span captures; that first reading lets the stopping rule end at depth 1.
         Omega = orth(Omega, xp)
         Q, R = orth(op.mm(Omega), xp, return_r=True)
-        errors.append(norm2 - _top_energy(R, k, xp))
+        rule.add(norm2 - _top_energy(R, k, xp))
     else:
         Q = orth(op.mm(Omega), xp)
     blocks = [Q]
@@ -238,8 +263,9 @@ def _block_krylov(
             # Captured energy of the current space: top-k singular values of Q^H A.
             G = Zt_all.conj().T @ Zt_all if op.complex else Zt_all.T @ Zt_all
             w = small_eigvalsh(G, xp)
-            errors.append(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
-            if _converged(errors, _RTOL):
+            rule.add(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
+            # A Krylov step is a full iteration (two passes): the floor tail is halved.
+            if rule.stop(ahead=2 if rule.floor_at is not None else 0):
                 break
         level = len(blocks) - 1
         if level >= target:
@@ -508,7 +534,7 @@ def truncated_svd(
         Orthonormal left singular vectors, on A's device and in A's precision.
     s : array of shape (r,)
         Singular values, descending, real (float32 for float32/complex64 input). Values below
-        ``s[0] * max(m, n) * eps`` are set to exactly zero (numerically rank-deficient input).
+        ``10 * eps * s[0]`` are set to exactly zero (numerically rank-deficient input).
     Vt : array of shape (r, n)
         Orthonormal right singular vectors (rows).
     error : float
@@ -633,7 +659,10 @@ def truncated_svd(
 
     s = s.astype(real_dtype, copy=False)
     if s.shape[0]:
-        cutoff = float(s[0]) * max(m, n) * np.finfo(real_dtype).eps
+        # Missing directions of a rank-deficient matrix come out at about eps * s[0] / 2
+        # (measured on all dtypes and methods); a factor of 10 above that is zero, while
+        # genuine small values, which single precision resolves down to ~eps * s[0], stay.
+        cutoff = float(s[0]) * 10.0 * np.finfo(real_dtype).eps
         s = xp.where(s > cutoff, s, 0).astype(real_dtype)
     U = xp.ascontiguousarray(U.astype(op.dtype, copy=False))
     Vt = xp.ascontiguousarray(Vt.astype(op.dtype, copy=False))
@@ -668,6 +697,13 @@ def _fixed_rank(
     if method == "block_krylov":
         # The depth cap: Krylov needs about half the iterations of subspace iteration.
         Q, Zt = _block_krylov(sketch, Omega, k, iters, max(2, max_iter // 2), norm2)
+        # Block by block, the basis is orthonormal only to about eps * sqrt(m) per entry, and
+        # Q Q^H A is then off the true projection by that much times ||A||: in float32 that
+        # is 1e-5 of the norm, enough to spoil a small optimal error. One Householder QR of
+        # the whole (near-orthonormal, so R ~ I) basis restores it, and A^H Q follows as
+        # Zt R^-1 without a pass over A.
+        Q, Rq = xp.linalg.qr(Q, mode="reduced")
+        Zt = Zt @ _triangular_inverse(Rq, xp)
         U, s, Vt, _ = _rayleigh_ritz(op, Q, k, Zt)
         return U, s, Vt
     U, s, Vt, last = _half_step_iteration(op, sketch, Omega, k, iters, max_iter, normalizer, norm2)

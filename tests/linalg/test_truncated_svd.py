@@ -356,3 +356,19 @@ def test_fixed_accuracy_operator_with_rank_cap_warns():
     assert len(s) == 5
     err = frob_err(A, U, s, Vt) / np.linalg.norm(s_true)
     assert est == pytest.approx(err, rel=0.5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("method", ["randomized", "block_krylov"])
+@pytest.mark.parametrize(("decay", "k"), [(0.7, 30), (0.5, 15)])
+def test_tiny_optimal_error_is_reached(decay, k, method, dtype):
+    # The optimal relative error is ~2e-5: below what the energy identity resolves in single
+    # precision, and with trailing singular values ~1e-4 of the largest that must not be
+    # mistaken for the zeros of a rank-deficient matrix.
+    A, s_true = make_low_rank_matrix(
+        400, 300, decay=decay, dtype=dtype, random_state=0, return_singular_values=True
+    )
+    U, s, Vt = truncated_svd(A, k, method=method, random_state=0)
+    opt = np.sqrt(np.sum(s_true[k:] ** 2))
+    assert np.all(s > 0)
+    assert frob_err(A, U, s, Vt) <= 1.01 * opt
