@@ -324,6 +324,42 @@ def _lanczos(op: _Operator, k: int, rng: Any, solver_tol: float) -> tuple[Any, A
     return U, s[order], Vt
 
 
+def _explicit_residual2(op: _Operator, L: Any, Rt: Any) -> float:
+    """``||A - L Rt||_F^2`` computed entry by entry, a block of rows at a time.
+
+    The energy identity ``||A||^2 - ||Rt||^2`` cancels catastrophically once the relative
+    error nears ``sqrt(eps)`` (3e-4 in float32); this costs a GEMM as wide as ``L`` but is
+    accurate to ``eps * ||A||``. Memory stays at one block (about 8 MB), never m x n.
+    """
+    xp = op.xp
+    A = op.A
+    m, n = op.shape
+    if op.kind == "sparse" and A.format != "csr":
+        A = A.tocsr()
+    rows = max(1, (8 << 20) // max(1, n * op.dtype.itemsize))
+    total = 0.0
+    for start in range(0, m, rows):
+        block = A[start : start + rows]
+        if op.kind == "sparse":
+            block = block.toarray()
+        diff = block - L[start : start + rows] @ Rt
+        total += float(xp.vdot(diff, diff).real)
+    return total
+
+
+def _small_factor_svd(op: _Operator, B: Any) -> tuple[Any, Any, Any, Any]:
+    """SVD of a short, wide ``B`` (d x n) through the QR of ``B^H``: ``B = u diag(s) wh Qz^H``.
+
+    Going through the QR (not the Gram matrix ``B B^H``) keeps small singular values accurate
+    to ``eps * s[0]`` instead of ``sqrt(eps) * s[0]``, which the rank selection depends on.
+    """
+    xp = op.xp
+    BH = B.conj().T if op.complex else B.T
+    Qz, Rz = orth(BH, xp, return_r=True)
+    u, sv, wh = small_svd(Rz.conj().T if op.complex else Rz.T, xp)
+    return Qz, u, sv, wh
+
+
 def _fixed_accuracy(
     op: _Operator,
     tol: float,
@@ -336,10 +372,12 @@ def _fixed_accuracy(
 
     The randQB_EI idea (Yu, Gu & Li, 2018): with Q orthonormal and B = Q^H A,
     ``||A - QB||_F^2 = ||A||_F^2 - ||B||_F^2``, so the error is known at no cost after every
-    block. The rank returned is the smallest r whose truncation meets tol,
-    ``||A||^2 - sum_{j<=r} s_j^2 <= tol^2 ||A||^2``. For a LinearOperator the norm is unknown;
-    the residual is then estimated from the fresh Gaussian block that starts each round,
-    ``E||(A - QB) G||^2 = b ||A - QB||^2``.
+    block. Where ``tol`` is too small for that identity to resolve in A's precision
+    (``tol**2`` within a thousand rounding errors of 1), a claim that ``tol`` is met is
+    checked against the residual computed entry by entry, and the growth goes on if it is
+    not. The rank returned is the smallest r with ``||A - QB||^2 + sum_{j>r} s_j(B)^2 <=
+    tol^2 ||A||^2``. For a LinearOperator the norm is unknown; the residual is then estimated
+    from the fresh Gaussian block that starts each round, ``E||(A - QB) G||^2 = b ||A - QB||^2``.
     """
     xp = op.xp
     m, n = op.shape
@@ -350,23 +388,23 @@ def _fixed_accuracy(
         block = min(block, max(8, k_max // 2 + 1))
     Q = xp.zeros((m, 0), dtype=op.dtype)
     B = xp.zeros((0, n), dtype=op.dtype)
+    tol2 = tol * tol
+    eps = float(np.finfo(op.dtype).eps)
+    # The identity's rounding error is a few eps * ||A||^2 per block; trust it well above.
+    identity_ok = tol2 > 1e3 * eps or op.kind == "operator"
     captured = 0.0
     resid = 0.0
-    svals = None
-    best_rank = None
-    met = False
-    tol2 = tol * tol
+    total = norm2 or 0.0
+    decided = False
     cap = r_max if k_max is None else min(r_max, k_max + block)
 
-    def truncation_rank(total: float, resid: float) -> tuple[int, Any]:
-        # Singular values of B through its small Gram matrix: d^2 n flops, no pass over A.
-        G = B @ (B.conj().T if op.complex else B.T)
-        w = xp.sort(xp.clip(small_eigvalsh(G, xp).real, 0, None))[::-1]
-        cum = xp.cumsum(w.astype(np.float64))
-        need = (1.0 - tol2) * total - resid
-        hits = xp.nonzero(cum >= need)[0]
-        r = int(hits[0]) + 1 if hits.size else int(w.shape[0])
-        return r, xp.sqrt(w)
+    def rank_for(resid: float, total: float) -> tuple[int, Any]:
+        sv = _small_factor_svd(op, B)[2].astype(np.float64)
+        # err^2(r) = resid + sum_{j>r} s_j^2: a sum of small terms, no cancellation.
+        tails = xp.concatenate([xp.cumsum(sv[::-1] ** 2)[::-1], xp.zeros(1)])
+        ok = xp.nonzero(resid + tails <= tol2 * total)[0]
+        r = int(ok[0]) if ok.size else int(sv.shape[0])
+        return max(r, 1), sv
 
     while True:
         d = Q.shape[1]
@@ -382,8 +420,7 @@ def _fixed_accuracy(
             resid = float(xp.vdot(Y, Y).real) / b
             total = captured + resid
             if resid <= tol2 * total:
-                best_rank, svals = truncation_rank(total, resid)
-                met = best_rank <= (k_max or r_max)
+                decided = True
                 break
         QH = Q.conj().T if op.complex else Q.T
         for _ in range(p):
@@ -404,48 +441,40 @@ def _fixed_accuracy(
         d = Q.shape[1]
         if norm2 is not None:
             resid = max(norm2 - captured, 0.0)
+            if resid <= tol2 * norm2 and not identity_ok:
+                resid = _explicit_residual2(op, Q, B)
+                captured = norm2 - resid  # keep the bookkeeping exact from here on
             if resid <= tol2 * norm2:
-                r, svals = truncation_rank(norm2, 0.0)
+                r, _ = rank_for(resid, norm2)
                 # Leave slack: the last block's directions are the least converged, so accept
                 # once the rank that meets tol sits clearly inside the basis.
                 if r <= d - block // 2 or d >= r_max or (k_max is not None and r <= k_max):
-                    best_rank = r
-                    met = k_max is None or r <= k_max
+                    decided = True
                     break
         if d >= cap:
             break
-    if best_rank is None:
-        if norm2 is not None or Q.shape[1] >= r_max:
-            resid = 0.0
-        else:
+    if not decided:
+        if norm2 is None and Q.shape[1] < r_max:
             # Operator stopped by the rank cap: one fresh probe estimates what is left.
             b = min(block, n)
             Omega = gaussian(rng, (n, b), op.dtype, xp)
             Y = op.mm(Omega) - Q @ (B @ Omega)
             resid = float(xp.vdot(Y, Y).real) / b
-        total = norm2 if norm2 is not None else captured + resid
-        best_rank, svals = truncation_rank(total, resid)
-        met = best_rank <= (k_max or r_max) and (
-            total - float(np.sum(np.asarray(_host(svals[:best_rank])) ** 2)) <= tol2 * total
-        )
-    rank = best_rank if k_max is None else min(best_rank, k_max)
-    U, s, Vt, _ = _rayleigh_ritz_from_qb(op, Q, B, rank)
-    if norm2 is not None:
-        total = norm2
-    else:
-        total = captured + (resid if Q.shape[1] < r_max else 0.0)
-    err2 = max(total - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
-    rel = math.sqrt(err2 / total) if total > 0 else 0.0
-    return U, s, Vt, rel, met
-
-
-def _host(x: Any) -> Any:
-    return x.get() if hasattr(x, "get") else x
-
-
-def _rayleigh_ritz_from_qb(op: _Operator, Q: Any, B: Any, k: int) -> tuple[Any, ...]:
-    BH = B.conj().T if op.complex else B.T
-    return _rayleigh_ritz(op, Q, k, Zt=BH)
+            total = captured + resid
+        elif Q.shape[1] >= r_max:
+            resid = 0.0
+    rank, sv = rank_for(resid, total)
+    rank = min(rank, int(sv.shape[0]))
+    if k_max is not None:
+        rank = min(rank, k_max)
+    Qz, u, sv, wh = _small_factor_svd(op, B)
+    U = xp.ascontiguousarray(Q @ u[:, :rank])
+    QzH = Qz.conj().T if op.complex else Qz.T
+    Vt = xp.ascontiguousarray(wh[:rank] @ QzH)
+    s = sv[:rank]
+    err2 = resid + float(xp.sum(sv[rank:].astype(np.float64) ** 2))
+    rel = math.sqrt(max(err2, 0.0) / total) if total > 0 else 0.0
+    return U, s, Vt, rel, rel <= tol * (1 + 1e-9)
 
 
 def truncated_svd(
@@ -481,8 +510,11 @@ def truncated_svd(
         ``||A - U diag(s) Vt||_F / ||A||_F`` is at most ``tol``. The basis is grown block by
         block, so the rank need not be known beforehand. With ``k`` also given, a rank up to
         ``k`` that meets ``tol`` is returned if one exists; otherwise rank ``k`` with a
-        ``UserWarning`` saying so. Errors below about ``sqrt(eps)`` of the dtype cannot be
-        resolved by the energy identity the method relies on.
+        ``UserWarning`` saying so. Where ``tol`` is too small for the energy identity the
+        method relies on (``tol**2`` near ``1e3 * eps`` of the dtype: about 0.01 in float32,
+        1e-6 in float64), the error is verified on the entries of A before tol is declared
+        met; a ``tol`` below ``30 * eps`` cannot be represented by factors of A's precision
+        and draws a warning.
     n_oversamples : int, default=10
         Extra sketch columns beyond ``k`` (fixed-rank methods "randomized" and
         "block_krylov").
@@ -510,8 +542,10 @@ def truncated_svd(
         with the same numbers.
     return_error : bool, default=False
         Also return the relative Frobenius error ``||A - U diag(s) Vt||_F / ||A||_F``, from
-        ``||A||_F^2 - sum(s^2)`` (exact in exact arithmetic; for a LinearOperator an estimate
-        from Gaussian probes). ``nan`` for a LinearOperator in fixed-rank mode.
+        ``||A||_F^2 - sum(s^2)`` at no cost, or, where that identity is too coarse (errors
+        below about ``30 sqrt(eps)``: 1e-2 in float32), from the entries of A (one more GEMM
+        of width k); for a LinearOperator an estimate from Gaussian probes, and ``nan`` in
+        fixed-rank mode.
     power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default="auto"
         How blocks are normalised between power iterations ("randomized" only); "auto" and
         "QR" use CholeskyQR2 with a Householder fallback, "LU" scikit-learn's cheaper
@@ -625,8 +659,16 @@ def truncated_svd(
     real_dtype = np.finfo(op.dtype).dtype
 
     if tol is not None:
+        floor = 30.0 * float(np.finfo(op.dtype).eps)
+        if tol < floor:
+            warnings.warn(
+                f"tol={tol:g} is below what {op.dtype} factors can represent (about "
+                f"{floor:.1g} relative error); the result is as accurate as {op.dtype} allows",
+                UserWarning,
+                stacklevel=2,
+            )
         U, s, Vt, rel, met = _fixed_accuracy(op, tol, k, iters, rng, norm2)
-        if not met:
+        if not met and (k is not None or tol >= floor):
             warnings.warn(
                 f"tol={tol} cannot be met with rank <= {k}; returning rank {s.shape[0]} with "
                 f"relative error {rel:.3g}",
@@ -655,6 +697,9 @@ def truncated_svd(
         rel = float("nan")
         if norm2 is not None:
             err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+            if return_error and err2 <= 1e3 * float(np.finfo(op.dtype).eps) * norm2:
+                # Below the energy identity's resolution: measure on the entries instead.
+                err2 = _explicit_residual2(op, U * s[None, :].astype(U.dtype), Vt)
             rel = math.sqrt(err2 / norm2) if norm2 > 0 else 0.0
 
     s = s.astype(real_dtype, copy=False)

@@ -372,3 +372,38 @@ def test_tiny_optimal_error_is_reached(decay, k, method, dtype):
     opt = np.sqrt(np.sum(s_true[k:] ** 2))
     assert np.all(s > 0)
     assert frob_err(A, U, s, Vt) <= 1.01 * opt
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(np.float32, 1e-4), (np.float32, 3e-3), (np.float64, 1e-7)]
+)
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_fixed_accuracy_below_the_energy_identity_resolution(dtype, tol, sparse_input):
+    # ||A||^2 - sum s^2 cannot resolve these tolerances in the dtype; the entries must decide.
+    A, s_true = make_low_rank_matrix(
+        300, 250, decay=0.9, dtype=dtype, random_state=0, return_singular_values=True
+    )
+    M = sp.csr_matrix(A) if sparse_input else A
+    U, s, Vt, est = truncated_svd(M, tol=tol, random_state=0, return_error=True)
+    err = frob_err(A, U, s, Vt) / np.linalg.norm(A.astype(np.float64))
+    assert err <= tol * 1.01
+    assert est == pytest.approx(err, rel=0.05)
+    tail = np.sqrt(np.cumsum((s_true**2)[::-1])[::-1]) / np.linalg.norm(s_true)
+    r_opt = int(np.argmax(np.append(tail[1:], 0) <= tol)) + 1
+    assert len(s) <= r_opt + 3
+
+
+def test_tol_below_dtype_resolution_warns():
+    A = make_low_rank_matrix(60, 50, decay=0.5, dtype=np.float32, random_state=0)
+    with pytest.warns(UserWarning, match="can represent"):
+        truncated_svd(A, tol=1e-7, random_state=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_return_error_is_accurate_for_small_errors(dtype):
+    A, s_true = make_low_rank_matrix(
+        300, 200, decay=0.7, dtype=dtype, random_state=0, return_singular_values=True
+    )
+    U, s, Vt, est = truncated_svd(A, 20, random_state=0, return_error=True)
+    err = frob_err(A, U, s, Vt) / np.linalg.norm(A.astype(np.complex128))
+    assert est == pytest.approx(err, rel=0.02)
