@@ -57,9 +57,12 @@ class TruncatedSVD(
         ``"randomized"``: subspace iteration (:func:`sparselin.truncated_svd`,
         ``method="randomized"``); ``"arpack"``: SciPy's ARPACK through ``svds``;
         ``"block_krylov"``: randomized block Krylov, better on slowly decaying spectra.
-    n_iter : int, default=5
-        Power iterations ("randomized") or Krylov depth ("block_krylov"), run exactly.
-        Ignored by "arpack" and by fixed accuracy (which adapts its own).
+    n_iter : int or "auto", default=5
+        Power iterations ("randomized") or Krylov depth ("block_krylov"), run exactly, as
+        in scikit-learn. ``"auto"`` (a sparselin extension) stops as soon as the error has
+        converged, usually after far fewer passes over X (see
+        :func:`sparselin.truncated_svd`). Ignored by "arpack" and by fixed accuracy (which
+        adapts its own).
     n_oversamples : int, default=10
         Extra random vectors beyond ``n_components`` ("randomized", "block_krylov").
     power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default="auto"
@@ -109,7 +112,7 @@ class TruncatedSVD(
             Interval(RealNotInt, 0, 1, closed="neither"),
         ],
         "algorithm": [StrOptions(set(_ALGORITHMS))],
-        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "n_iter": [Interval(Integral, 0, None, closed="left"), StrOptions({"auto"})],
         "n_oversamples": [Interval(Integral, 1, None, closed="left")],
         "power_iteration_normalizer": [StrOptions({"auto", "QR", "LU", "none"})],
         "random_state": ["random_state"],

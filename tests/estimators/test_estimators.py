@@ -102,3 +102,12 @@ def test_incremental_partial_fit_feature_mismatch():
     est = IncrementalSVD(3).partial_fit(np.ones((5, 6)) + np.eye(5, 6))
     with pytest.raises(ValueError, match="features"):
         est.partial_fit(np.ones((4, 7)))
+
+
+def test_n_iter_auto_extension():
+    X, s = make_low_rank_matrix(300, 120, decay=0.9, random_state=3, return_singular_values=True)
+    est = TruncatedSVD(10, n_iter="auto", random_state=0).fit(X)
+    err = np.linalg.norm(X - est.inverse_transform(est.transform(X)))
+    assert err <= 1.01 * np.sqrt(np.sum(s[10:] ** 2))
+    with pytest.raises(ValueError, match="n_iter"):
+        TruncatedSVD(2, n_iter="often").fit(X)
