@@ -216,6 +216,10 @@ def flip_signs(U: Any, Vt: Any, xp: types.ModuleType) -> tuple[Any, Any]:
     cols = xp.arange(k)
     if U.dtype.kind == "c":
         idx = xp.argmax(xp.abs(U), axis=0)
+    elif xp is np and U.flags.c_contiguous:
+        from ._kernels import abs_argmax_columns
+
+        idx = abs_argmax_columns(U)
     else:
         # The first largest |entry| is the first maximum or the first minimum, whichever is
         # larger in magnitude (the earlier one on a tie): two reductions and no temporary of
