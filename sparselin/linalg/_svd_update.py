@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._array import is_cupy_array, is_sparse, namespace, result_dtype
+from .._array import is_cupy_array, is_dask_array, is_sparse, namespace, result_dtype
 from .._validation import all_finite, check_int
 from ._dense import _cholesky_upper, _triangular_inverse, flip_signs, orth, small_svd
 
@@ -14,6 +14,12 @@ __all__ = ["reorthogonalize", "svd_update"]
 
 
 def _as_dense_2d(x: Any, name: str) -> Any:
+    if is_dask_array(x):
+        # np.asarray would silently compute the whole array on this machine.
+        raise TypeError(
+            f"{name} is a dask array; sparselin's dask path is not available yet. Compute a "
+            "NumPy/CuPy array first (or wait for the distributed family)."
+        )
     if is_sparse(x):
         # Brand's update needs U^H C and the orthogonal residual, both dense (m x c) anyway.
         x = x.toarray()
@@ -157,6 +163,8 @@ def svd_update(
         raise ValueError(f"axis must be 0 (append rows) or 1 (append columns), got {axis!r}")
     U = _as_dense_2d(U, "U")
     Vt = _as_dense_2d(Vt, "Vt")
+    if is_dask_array(s):
+        raise TypeError("s is a dask array; pass a NumPy or CuPy array")
     s = s if (isinstance(s, np.ndarray) or is_cupy_array(s)) else np.asarray(s)
     C = _as_dense_2d(C, "C")
     xp = namespace(U, s, Vt, C)
