@@ -41,6 +41,9 @@ def test_dask_input_is_refused_without_computing():
     X = da.ones((10, 5), chunks=(5, 5))
     with pytest.raises(TypeError, match="dask"):
         sparselin.truncated_svd(X, 2)
+    U, s, Vt = np.linalg.svd(np.eye(10, 5), full_matrices=False)
+    with pytest.raises(TypeError, match="dask"):
+        sparselin.svd_update(U, s, Vt, da.ones((10, 2), chunks=(5, 2)))
 
 
 def test_cupy_is_lazy_and_optional():
