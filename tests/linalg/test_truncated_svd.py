@@ -61,6 +61,8 @@ def assert_orthonormal(X, dtype, axis_rows=False):
     np.testing.assert_allclose(G, np.eye(G.shape[0]), atol=atol)
 
 
+# ARPACK may give up on rank-deficient input; the documented fallback then answers.
+@pytest.mark.filterwarnings("ignore:svds failed:RuntimeWarning")
 @pytest.mark.parametrize("method", ["randomized", "block_krylov", "lanczos"])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SHAPES)
