@@ -1,0 +1,6 @@
+class LinearOperator:  # never instantiated: only for isinstance checks
+    pass
+
+
+def svds(*args, **kwargs):
+    raise RuntimeError("fake cupyx has no svds")
