@@ -147,10 +147,21 @@ def check_matrix(
     return A, "dense", norm2
 
 
-def squared_norm(A: Any) -> float:
-    """``||A||_F**2`` of a dense array in one BLAS pass (no temporary of A's size)."""
+def squared_norm(A: Any, scale: float = 1.0) -> float:
+    """``||scale * A||_F**2`` of a dense array in one pass (no temporary of A's size).
+
+    ``scale`` lets the caller bring entries near 1e±200 into range first; the scaled norm is
+    then summed block by block, since squaring such entries would overflow or underflow.
+    """
     xp = namespace(A)
     flat = A.ravel(order="K")
+    if scale != 1.0:
+        block = 1 << 16
+        total = 0.0
+        for start in range(0, flat.size, block):
+            part = flat[start : start + block] * scale
+            total += float(xp.vdot(part, part).real)
+        return total
     if xp is not np or flat.dtype not in (np.float32, np.complex64):
         # float64/complex128 (and cuBLAS, which reduces in a tree) are accurate as they are.
         return float(xp.vdot(flat, flat).real)

@@ -204,11 +204,34 @@ def svd_update(
     C = C.astype(dtype, copy=False)
     if reorthogonalize_first:
         U, s, Vt = reorthogonalize(U, s, Vt)
+    scale = _update_scale(s, C, xp, real)
+    if scale != 1.0:
+        s = s * real.type(scale)
+        C = C * real.type(scale)
     if axis == 0:
         # [A; C] = ([A^H, C^H])^H: update the SVD of A^H = V s U^H with columns C^H.
         V2, s2, U2t = _append_columns(H(Vt), s, H(U), H(C), k, xp, H)
-        return xp.ascontiguousarray(H(U2t)), s2, xp.ascontiguousarray(H(V2))
-    return _append_columns(U, s, Vt, C, k, xp, H)
+        out = xp.ascontiguousarray(H(U2t)), s2, xp.ascontiguousarray(H(V2))
+    else:
+        out = _append_columns(U, s, Vt, C, k, xp, H)
+    if scale != 1.0:
+        out = (out[0], out[1] / real.type(scale), out[2])
+    return out
+
+
+def _update_scale(s: Any, C: Any, xp: Any, real: Any) -> float:
+    """Power-of-two factor for s and C when their squares (Gram matrices) would leave range.
+
+    Ordinary data returns 1.0 after two cheap reductions; see truncated_svd's _safe_scale.
+    """
+    info = np.finfo(real)
+    big = max(float(xp.abs(s).max()) if s.size else 0.0, float(xp.abs(C).max()))
+    if big == 0.0 or float(info.tiny) * 1e10 < big * big < float(info.max) * 1e-10 / max(
+        1, C.shape[0]
+    ):
+        return 1.0
+    exponent = min(-int(np.frexp(big)[1]), int(info.maxexp) - 2)
+    return float(np.ldexp(1.0, exponent))
 
 
 def _append_columns(

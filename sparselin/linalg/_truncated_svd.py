@@ -15,6 +15,7 @@ from .._validation import (
     check_matrix,
     check_random_state,
     check_real,
+    squared_norm,
 )
 from ._dense import (
     _triangular_inverse,
@@ -41,15 +42,28 @@ _MIXED_PRECISION_MIN_SIZE = 1 << 20
 class _Operator:
     """``A @ X`` and ``A^H @ Y`` for dense, sparse and LinearOperator ``A`` on one device."""
 
-    def __init__(self, A: Any, kind: str, xp: types.ModuleType) -> None:
+    def __init__(self, A: Any, kind: str, xp: types.ModuleType, scale: float = 1.0) -> None:
         self.A = A
         self.kind = kind
         self.xp = xp
         self.shape = tuple(A.shape)
         self.dtype = np.dtype(A.dtype)
         self.complex = self.dtype.kind == "c"
+        # The operator represents scale * A (see _safe_scale); scaling the thin factor
+        # before the product keeps every intermediate in range without copying A.
+        self.scale = scale
 
     def mm(self, X: Any) -> Any:
+        if self.scale != 1.0:
+            X = X * self.dtype.type(self.scale)
+        return self._mm(X)
+
+    def rmm(self, Y: Any) -> Any:
+        if self.scale != 1.0:
+            Y = Y * self.dtype.type(self.scale)
+        return self._rmm(Y)
+
+    def _mm(self, X: Any) -> Any:
         A = self.A
         if self.kind == "operator":
             return A.matmat(X)
@@ -59,7 +73,7 @@ class _Operator:
             return (X.T @ A.T).T
         return A @ X
 
-    def rmm(self, Y: Any) -> Any:
+    def _rmm(self, Y: Any) -> Any:
         A = self.A
         if self.kind == "operator":
             return A.rmatmat(Y)
@@ -71,6 +85,40 @@ class _Operator:
         if self.complex:
             return (Y.conj().T @ A).conj().T
         return (Y.T @ A).T
+
+
+def _safe_scale(A: Any, kind: str, xp: types.ModuleType, norm2: float | None) -> tuple:
+    """A factor that brings A's entries near 1 when their squares would over- or underflow.
+
+    Gram matrices of the sketches hold squares of A's scale: for entries beyond ~1e±150 in
+    float64 (~1e±18 in float32) they overflow or vanish. Such input is worked on as
+    ``A / max|A|`` (the factor is applied to the thin blocks, A is not copied) and the
+    singular values are scaled back at the end. Ordinary input costs nothing: the decision
+    uses the norm already computed, and max|A| is read only when it is out of range.
+    """
+    if norm2 is None:
+        return 1.0, norm2
+    dtype = np.dtype(A.dtype)
+    info = np.finfo(dtype)
+    if float(info.tiny) * 1e10 < norm2 < float(info.max) * 1e-10:
+        return 1.0, norm2
+    data = A.data if kind == "sparse" else A
+    if data.size == 0:
+        return 1.0, norm2
+    amax = max(
+        float(xp.abs(data.real).max()),
+        float(xp.abs(data.imag).max()) if dtype.kind == "c" else 0.0,
+    )
+    if amax == 0.0:
+        return 1.0, 0.0
+    # A power of two, so that scaling is exact; clamped so that it stays representable
+    # in A's precision (denormal input keeps the few bits it has).
+    exponent = min(-int(np.frexp(amax)[1]), int(info.maxexp) - 2)
+    scale = float(np.ldexp(1.0, exponent))
+    if kind == "sparse":
+        part = data * scale
+        return scale, float(xp.vdot(part, part).real)
+    return scale, squared_norm(A, scale)
 
 
 def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
@@ -342,6 +390,8 @@ def _explicit_residual2(op: _Operator, L: Any, Rt: Any) -> float:
         block = A[start : start + rows]
         if op.kind == "sparse":
             block = block.toarray()
+        if op.scale != 1.0:
+            block = block * op.dtype.type(op.scale)
         diff = block - L[start : start + rows] @ Rt
         total += float(xp.vdot(diff, diff).real)
     return total
@@ -654,7 +704,8 @@ def truncated_svd(
     rng = check_random_state(random_state)
 
     xp = namespace(A)  # a cupyx LinearOperator counts as CuPy
-    op = _Operator(A, kind, xp)
+    scale, norm2 = _safe_scale(A, kind, xp, norm2)
+    op = _Operator(A, kind, xp, scale)
     _sketch_operator(op, sketch_dtype, check_only=True)
     real_dtype = np.finfo(op.dtype).dtype
 
@@ -702,6 +753,8 @@ def truncated_svd(
                 err2 = _explicit_residual2(op, U * s[None, :].astype(U.dtype), Vt)
             rel = math.sqrt(err2 / norm2) if norm2 > 0 else 0.0
 
+    if scale != 1.0:
+        s = s / real_dtype.type(scale)
     s = s.astype(real_dtype, copy=False)
     if s.shape[0]:
         # Missing directions of a rank-deficient matrix come out at about eps * s[0] / 2
@@ -781,6 +834,7 @@ def _sketch_operator(op: _Operator, sketch_dtype: Any, check_only: bool = False)
         if (
             op.kind == "dense"
             and op.dtype in low
+            and op.scale == 1.0
             and op.shape[0] * op.shape[1] >= _MIXED_PRECISION_MIN_SIZE
         ):
             return _Operator(op.A.astype(low[op.dtype]), "dense", op.xp)

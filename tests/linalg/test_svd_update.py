@@ -151,3 +151,14 @@ def test_property_full_rank_update_is_exact(m, n, c, axis, seed):
     np.testing.assert_allclose((U2 * s2) @ Vt2, full, atol=1e-9)
     np.testing.assert_allclose(s2, np.linalg.svd(full, compute_uv=False), atol=1e-9)
     assert np.all(np.diff(s2) <= 1e-12)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("scale", [1e200, 1e-200])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_extreme_scales(scale, axis):
+    A = make_low_rank_matrix(60, 50, decay=np.linspace(3, 1, 8), random_state=0) * scale
+    first, rest = (A[:, :20], A[:, 20:]) if axis == 1 else (A[:25], A[25:])
+    U, s, Vt = thin_svd(first, 8)
+    U2, s2, Vt2 = svd_update(U, s, Vt, rest, axis=axis, k=8)
+    np.testing.assert_allclose((U2 * s2) @ Vt2 / scale, A / scale, atol=1e-12)

@@ -409,3 +409,31 @@ def test_return_error_is_accurate_for_small_errors(dtype):
     U, s, Vt, est = truncated_svd(A, 20, random_state=0, return_error=True)
     err = frob_err(A, U, s, Vt) / np.linalg.norm(A.astype(np.complex128))
     assert est == pytest.approx(err, rel=0.02)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # no overflow/underflow on the way
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [
+        (np.float64, 1e200),
+        (np.float64, 1e-200),
+        (np.float64, 1e-310),  # denormal entries
+        (np.complex128, 1e180),
+        (np.float32, 1e30),
+        (np.float32, 1e-30),
+    ],
+)
+@pytest.mark.parametrize("mode", ["randomized", "block_krylov", "tol"])
+def test_extreme_scales(dtype, scale, mode):
+    # Sketch Gram matrices hold squares of A's scale; such input is worked on scaled.
+    A0, s_true = make_low_rank_matrix(
+        200, 150, decay=0.8, dtype=dtype, random_state=0, return_singular_values=True
+    )
+    A = A0 * np.finfo(dtype).dtype.type(scale)
+    kw = {"tol": 1e-2} if mode == "tol" else {"k": 5, "method": mode, "n_iter": 6}
+    U, s, Vt = truncated_svd(A, random_state=0, **kw)
+    rtol = 1e-3 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-8
+    if mode == "tol":
+        rtol = max(rtol, 1e-5)  # one power iteration per block leaves the last values rough
+    np.testing.assert_allclose(s / scale, s_true[: len(s)], rtol=rtol)
+    assert np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))
