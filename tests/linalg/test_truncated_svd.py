@@ -218,17 +218,17 @@ def test_auto_iterations_meet_err_over_opt(spec, dtype):
 
 def test_auto_iterations_use_every_pass(monkeypatch):
     # Fast decay converges in a few passes; the rule must not run to the cap of 16 passes.
-    from sparselin.linalg import _truncated_svd as impl
+    from sparselin.linalg import _operator as impl
 
     calls = []
     for name in ("mm", "rmm"):
-        original = getattr(impl._Operator, name)
+        original = getattr(impl.Operator, name)
 
         def counted(self, X, _original=original):
             calls.append(1)
             return _original(self, X)
 
-        monkeypatch.setattr(impl._Operator, name, counted)
+        monkeypatch.setattr(impl.Operator, name, counted)
     A, _ = build((300, 200), "fast", np.float64)
     truncated_svd(A, 5, random_state=0)
     assert 3 <= len(calls) < 16

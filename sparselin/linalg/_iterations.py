@@ -1,0 +1,335 @@
+"""Fixed-rank engines: randomized subspace iteration, block Krylov, Lanczos (svds).
+
+Each returns the rank-k SVD of its approximation; :func:`fixed_rank` picks the engine and the
+precision of the sketch.
+"""
+
+from __future__ import annotations
+
+import types
+import warnings
+from typing import Any
+
+import numpy as np
+
+from .._array import scipy_namespace
+from ._dense import (
+    _triangular_inverse,
+    gaussian,
+    lu_normalize,
+    orth,
+    orth_against,
+    small_eigvalsh,
+    small_svd,
+)
+from ._operator import Operator, sketch_operator
+
+__all__ = ["fixed_rank", "lanczos"]
+
+# Adaptive iterations stop when the squared error is predicted to fall by less than this
+# fraction: err/opt stays within about RTOL / 2 (0.75%) of what more iterations would give.
+_RTOL = 0.015
+
+
+def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
+    """Sum of the k largest squared singular values of the small matrix R."""
+    s = small_svd(R, xp, compute_uv=False)
+    return float(xp.sum(s[:k].astype(np.float64) ** 2))
+
+
+def _auto_max_iter(k: int, m: int, n: int) -> int:
+    # scikit-learn's schedule (more iterations when k is a small part of the spectrum) serves
+    # as the cap; the adaptive stop below usually ends well before it.
+    return 7 if k < 0.1 * min(m, n) else 4
+
+
+def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
+    """Whether the remaining decrease of the squared error is below ``rtol`` of it.
+
+    The error falls roughly geometrically from pass to pass, but the ratio of successive
+    gains grows towards its asymptotic value (the fast early gains come from the largest
+    singular values), so a plain geometric extrapolation is optimistic. The predicted ratio
+    is therefore the larger of the last ratio, the one before it, and the last ratio grown by
+    the same factor again; what is left is ``g r / (1 - r)``, of which ``ahead`` further passes
+    (made anyway) remove all but ``r**ahead``.
+    """
+    if len(errors) < 4:
+        return False
+    g3, g2, g1 = (errors[-4] - errors[-3], errors[-3] - errors[-2], errors[-2] - errors[-1])
+    e = errors[-1]
+    if g1 <= 0.0:
+        return True
+    if g2 <= 0.0 or g3 <= 0.0:
+        return False
+    r1, r2 = g1 / g2, g2 / g3
+    ratio = max(r1, r2, r1 * r1 / r2)
+    if ratio >= 1.0:
+        return False
+    return g1 * ratio ** (1 + ahead) / (1.0 - ratio) <= rtol * e
+
+
+class _StopRule:
+    """When adaptive iterations may stop: after convergence, or a fixed tail at the floor.
+
+    The squared error is measured as ``||A||^2 - sum top-k s^2``; once it is within a few
+    rounding errors of ``||A||^2`` in the sketch's precision (relative error ~1e-3 in float32,
+    ~1e-7 in float64) the identity cannot tell further progress from noise, although the
+    iteration is still improving the subspace. From then on a fixed tail of two more
+    iterations (four passes) is run: reaching the floor means the spectrum has fallen far
+    below its top, where subspace iteration converges fast.
+    """
+
+    TAIL = 4
+
+    def __init__(self, norm2: float, dtype: Any) -> None:
+        self.floor = 10.0 * np.finfo(dtype).eps * norm2
+        self.errors: list[float] = []
+        self.floor_at: int | None = None
+
+    def add(self, error: float) -> None:
+        self.errors.append(error)
+        if self.floor_at is None and error <= self.floor:
+            self.floor_at = len(self.errors)
+
+    def stop(self, ahead: int = 0) -> bool:
+        if self.floor_at is not None:
+            return len(self.errors) - self.floor_at + ahead >= self.TAIL
+        return _converged(self.errors, _RTOL, ahead=ahead)
+
+
+def _half_step_iteration(
+    op: Operator,
+    sketch: Operator,
+    Omega: Any,
+    k: int,
+    n_iter: int | None,
+    max_iter: int,
+    normalizer: str,
+    norm2: float | None,
+) -> tuple[Any, Any, Any, tuple]:
+    """Randomized subspace iteration in which every pass over A is a complete approximation.
+
+    The passes alternate ``Y = A X`` and ``Z = A^H X`` with ``X`` the orthonormalised previous
+    product. With ``Y = Q R`` the pass gives ``A X X^H = Q R X^H``; with ``Z = P R`` it gives
+    ``X X^H A = X R^H P^H``: either way the best rank-k approximation in that subspace comes
+    from the SVD of the small ``R``, and its squared error ``||A||^2 - sum top-k s^2`` is
+    known at no extra cost. So no pass is spent only on the final projection, and the adaptive
+    rule (``n_iter=None``) may stop after any pass, half an iteration at a time.
+
+    An integer ``n_iter`` runs the classical scheme exactly: ``2 n_iter + 2`` passes, the last
+    being ``B = Q^H A``. With a lower-precision ``sketch`` operator, all passes but the last
+    run on it and the last runs on ``op`` in full precision.
+    """
+    xp = op.xp
+    mixed = sketch is not op
+    adaptive = n_iter is None and norm2 is not None and normalizer in ("auto", "QR")
+    total = 2 * (max_iter if n_iter is None else n_iter) + 2
+    rule = _StopRule(norm2 or 0.0, sketch.dtype)
+    X = orth(Omega, xp) if adaptive else Omega
+    right = True  # the next product is A @ X (else A^H @ X)
+    passes = 0
+    result = None
+    while True:
+        final = passes == total - 1
+        if adaptive and mixed and not final and rule.stop(ahead=1):
+            # The full-precision pass that ends the run is one more half-step of progress.
+            final = True
+        current = op if (final and mixed) else sketch
+        if current is not sketch:
+            X = orth(X.astype(op.dtype), xp)
+        product = current.mm(X) if right else current.rmm(X)
+        passes += 1
+        if final or adaptive:
+            # Intermediate passes only need a well-conditioned basis and the singular values
+            # of R for the stopping rule; one Cholesky QR gives both (its loss of
+            # orthogonality, eps * cond^2, is harmless there). The last pass gets CholeskyQR2.
+            basis, R = orth(product, xp, return_r=True, passes=2 if final else 1)
+            result = (right, X, basis, R)
+            if adaptive:
+                rule.add(norm2 - _top_energy(R, k, xp))
+        else:
+            basis = _normalize(product, xp, normalizer)
+        if final:
+            break
+        if adaptive and not mixed and rule.stop():
+            break
+        X = basis
+        right = not right
+    assert result is not None
+    return (*_from_pass(op, result, k), result)
+
+
+def _from_pass(op: Operator, result: tuple, k: int) -> tuple[Any, Any, Any]:
+    """The rank-k SVD of the approximation one pass gives (see _half_step_iteration)."""
+    xp = op.xp
+    right, X, basis, R = result
+
+    def H(M: Any) -> Any:
+        return M.conj().T if op.complex else M.T
+
+    if right:
+        # A X X^H = basis R X^H
+        u, s, wh = small_svd(R, xp)
+        U = basis @ u[:, :k]
+        Vt = wh[:k] @ H(X)
+    else:
+        # X X^H A = X R^H basis^H
+        u, s, wh = small_svd(H(R), xp)
+        U = X @ u[:, :k]
+        Vt = wh[:k] @ H(basis)
+    return xp.ascontiguousarray(U), s[:k], xp.ascontiguousarray(Vt)
+
+
+def _normalize(Y: Any, xp: types.ModuleType, normalizer: str) -> Any:
+    if normalizer in ("auto", "QR"):
+        return orth(Y, xp)
+    if normalizer == "LU":
+        return lu_normalize(Y, xp)
+    return Y
+
+
+def _block_krylov(
+    op: Operator, Omega: Any, k: int, depth: int | None, max_depth: int, norm2: float | None
+) -> tuple[Any, Any | None]:
+    """Orthonormal basis of the block Krylov space [AΩ, (AA^H)AΩ, ..., (AA^H)^q AΩ].
+
+    Returns the basis ``Q`` and, when it was computed along the way, ``A^H Q``: the products
+    ``A^H Q_i`` that build the space are exactly the rows of ``Q^H A`` needed for the final
+    Rayleigh-Ritz step, so reusing them saves a pass over A.
+    """
+    xp = op.xp
+    m = op.shape[0]
+    adaptive = depth is None and norm2 is not None
+    target = max_depth if depth is None else depth
+    rule = _StopRule(norm2 or 0.0, op.dtype)
+    if adaptive:
+        # With an orthonormal start block, the sketch A Ω already measures the energy its
+        # span captures; that first reading lets the stopping rule end at depth 1.
+        Omega = orth(Omega, xp)
+        Q, R = orth(op.mm(Omega), xp, return_r=True)
+        rule.add(norm2 - _top_energy(R, k, xp))
+    else:
+        Q = orth(op.mm(Omega), xp)
+    blocks = [Q]
+    products = []
+    Zt_all = None
+    while True:
+        Z = op.rmm(blocks[-1])
+        products.append(Z)
+        Zt_all = products[0] if len(products) == 1 else xp.concatenate(products, axis=1)
+        if adaptive:
+            # Captured energy of the current space: top-k singular values of Q^H A.
+            G = Zt_all.conj().T @ Zt_all if op.complex else Zt_all.T @ Zt_all
+            w = small_eigvalsh(G, xp)
+            rule.add(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
+            # A Krylov step is a full iteration (two passes): the floor tail is halved.
+            if rule.stop(ahead=2 if rule.floor_at is not None else 0):
+                break
+        level = len(blocks) - 1
+        if level >= target:
+            break
+        basis = xp.concatenate(blocks, axis=1)
+        if basis.shape[1] + Omega.shape[1] > m:
+            break
+        Y = op.mm(orth(Z, xp))
+        blocks.append(orth_against(Y, basis, xp))
+    return xp.concatenate(blocks, axis=1), Zt_all
+
+
+def _rayleigh_ritz(op: Operator, Q: Any, k: int, Zt: Any | None = None) -> tuple[Any, ...]:
+    """Best rank-k approximation of Q Q^H A: returns U, s, Vt and the basis of A^H Q."""
+    xp = op.xp
+    if Zt is None:
+        Zt = op.rmm(Q)  # n x d, equal to (Q^H A)^H
+    Qz, Rz = orth(Zt, xp, return_r=True)
+    # Q^H A = Rz^H Qz^H, so its SVD comes from the small d x d matrix Rz^H.
+    RzH = Rz.conj().T if op.complex else Rz.T
+    u, s, wh = small_svd(RzH, xp)
+    U = Q @ u[:, :k]
+    QzH = Qz.conj().T if op.complex else Qz.T
+    Vt = wh[:k] @ QzH
+    return xp.ascontiguousarray(U), s[:k], xp.ascontiguousarray(Vt), Qz
+
+
+def lanczos(op: Operator, k: int, rng: Any, solver_tol: float) -> tuple[Any, Any, Any] | None:
+    """Delegate to scipy/cupyx ``svds``; None when it cannot serve (k too large, failure)."""
+    xp = op.xp
+    m, n = op.shape
+    if k >= min(m, n):
+        return None
+    sc = scipy_namespace(xp)
+    try:
+        if xp is np:
+            v0 = rng.standard_normal(min(m, n)).astype(op.dtype)
+            U, s, Vt = sc.sparse.linalg.svds(op.A, k=k, tol=solver_tol, v0=v0)
+        else:
+            U, s, Vt = sc.sparse.linalg.svds(op.A, k=k, tol=solver_tol)
+    except Exception as exc:  # ARPACK non-convergence, cupyx failure on rank < k
+        warnings.warn(
+            f"svds failed ({exc}); falling back to block Krylov", RuntimeWarning, stacklevel=3
+        )
+        return None
+    if not (bool(xp.isfinite(s).all()) and bool(xp.isfinite(U).all())):
+        return None
+    order = xp.argsort(s)[::-1]
+    U = xp.ascontiguousarray(U[:, order])
+    Vt = xp.ascontiguousarray(Vt[order])
+    # svds on rank-deficient input may return non-orthonormal vectors for the null part.
+    eye = xp.eye(k, dtype=U.dtype)
+    tol_orth = 1e3 * np.finfo(op.dtype).eps * max(m, n) ** 0.5
+    if float(xp.abs(U.conj().T @ U - eye).max()) > tol_orth:
+        return None
+    return U, s[order], Vt
+
+
+def fixed_rank(
+    op: Operator,
+    k: int,
+    n_oversamples: int,
+    iters: int | None,
+    method: str,
+    rng: Any,
+    norm2: float | None,
+    normalizer: str,
+    sketch_dtype: Any,
+) -> tuple[Any, Any, Any]:
+    xp = op.xp
+    m, n = op.shape
+    l = min(k + n_oversamples, min(m, n))
+    if method == "block_krylov" and isinstance(sketch_dtype, str):
+        # Block Krylov reuses its A^H products for the final projection; a low-precision
+        # sketch would force a separate full-precision pass over a basis (q + 1) times as
+        # wide, which costs more than it saves.
+        sketch = op
+    else:
+        sketch = sketch_operator(op, sketch_dtype)
+    Omega = gaussian(rng, (n, l), sketch.dtype, xp)
+    max_iter = _auto_max_iter(k, m, n)
+    if method == "block_krylov":
+        # The depth cap: Krylov needs about half the iterations of subspace iteration.
+        Q, Zt = _block_krylov(sketch, Omega, k, iters, max(2, max_iter // 2), norm2)
+        # Block by block, the basis is orthonormal only to about eps * sqrt(m) per entry, and
+        # Q Q^H A is then off the true projection by that much times ||A||: in float32 that
+        # is 1e-5 of the norm, enough to spoil a small optimal error. One more QR of
+        # the whole (near-orthonormal, so R ~ I) basis restores it, and A^H Q follows as
+        # Zt R^-1 without a pass over A. Near-orthonormal means perfectly conditioned, so
+        # Cholesky QR serves (LAPACK's Householder QR costs 4x more on this tall block).
+        Q, Rq = orth(Q, xp, return_r=True)
+        Zt = Zt @ _triangular_inverse(Rq, xp)
+        U, s, Vt, _ = _rayleigh_ritz(op, Q, k, Zt)
+        return U, s, Vt
+    U, s, Vt, last = _half_step_iteration(op, sketch, Omega, k, iters, max_iter, normalizer, norm2)
+    if sketch is not op and norm2:
+        err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+        if err2 < (1e3 * np.finfo(sketch.dtype).eps) ** 2 * norm2:
+            # Single precision cannot resolve the subspace of a nearly exactly low-rank
+            # matrix. The last pass ran in full precision, so its product's basis spans A's
+            # range (or row space) to working precision; one more full-precision pass from it
+            # makes the approximation exact up to rounding.
+            right, _, basis, _ = last
+            if right:
+                U, s, Vt, _ = _rayleigh_ritz(op, basis, k)
+            else:
+                Q, R = orth(op.mm(basis), xp, return_r=True)
+                U, s, Vt = _from_pass(op, (True, basis, Q, R), k)
+    return U, s, Vt
