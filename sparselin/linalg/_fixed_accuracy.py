@@ -11,24 +11,11 @@ from ._dense import (
     gaussian,
     orth,
     orth_against,
-    small_svd,
 )
+from ._iterations import ritz_factors, ritz_svd
 from ._operator import Operator, explicit_residual2
 
 __all__ = ["fixed_accuracy"]
-
-
-def small_factor_svd(op: Operator, B: Any) -> tuple[Any, Any, Any, Any]:
-    """SVD of a short, wide ``B`` (d x n) through the QR of ``B^H``: ``B = u diag(s) wh Qz^H``.
-
-    Going through the QR (not the Gram matrix ``B B^H``) keeps small singular values accurate
-    to ``eps * s[0]`` instead of ``sqrt(eps) * s[0]``, which the rank selection depends on.
-    """
-    xp = op.xp
-    BH = B.conj().T if op.complex else B.T
-    Qz, Rz = orth(BH, xp, return_r=True)
-    u, sv, wh = small_svd(Rz.conj().T if op.complex else Rz.T, xp)
-    return Qz, u, sv, wh
 
 
 def fixed_accuracy(
@@ -67,15 +54,17 @@ def fixed_accuracy(
     resid = 0.0
     total = norm2 or 0.0
     decided = False
+    chosen: tuple | None = None  # (rank, factors) when the loop already factored the final B
     cap = r_max if k_max is None else min(r_max, k_max + block)
 
-    def rank_for(resid: float, total: float) -> tuple[int, Any]:
-        sv = small_factor_svd(op, B)[2].astype(np.float64)
+    def rank_for(resid: float, total: float) -> tuple[int, tuple]:
+        factors = ritz_factors(op, B.conj().T if op.complex else B.T)
+        sv = factors[2].astype(np.float64)
         # err^2(r) = resid + sum_{j>r} s_j^2: a sum of small terms, no cancellation.
         tails = xp.concatenate([xp.cumsum(sv[::-1] ** 2)[::-1], xp.zeros(1)])
         ok = xp.nonzero(resid + tails <= tol2 * total)[0]
         r = int(ok[0]) if ok.size else int(sv.shape[0])
-        return max(r, 1), sv
+        return max(r, 1), factors
 
     while True:
         d = Q.shape[1]
@@ -116,11 +105,12 @@ def fixed_accuracy(
                 resid = explicit_residual2(op, Q, B)
                 captured = norm2 - resid  # keep the bookkeeping exact from here on
             if resid <= tol2 * norm2:
-                r, _ = rank_for(resid, norm2)
+                r, factors = rank_for(resid, norm2)
                 # Leave slack: the last block's directions are the least converged, so accept
                 # once the rank that meets tol sits clearly inside the basis.
                 if r <= d - block // 2 or d >= r_max or (k_max is not None and r <= k_max):
                     decided = True
+                    chosen = (r, factors)
                     break
         if d >= cap:
             break
@@ -134,15 +124,12 @@ def fixed_accuracy(
             total = captured + resid
         elif Q.shape[1] >= r_max:
             resid = 0.0
-    rank, sv = rank_for(resid, total)
+    rank, factors = chosen if chosen is not None else rank_for(resid, total)
+    sv = factors[2]
     rank = min(rank, int(sv.shape[0]))
     if k_max is not None:
         rank = min(rank, k_max)
-    Qz, u, sv, wh = small_factor_svd(op, B)
-    U = xp.ascontiguousarray(Q @ u[:, :rank])
-    QzH = Qz.conj().T if op.complex else Qz.T
-    Vt = xp.ascontiguousarray(wh[:rank] @ QzH)
-    s = sv[:rank]
+    U, s, Vt = ritz_svd(op, Q, factors, rank)
     err2 = resid + float(xp.sum(sv[rank:].astype(np.float64) ** 2))
     rel = math.sqrt(max(err2, 0.0) / total) if total > 0 else 0.0
     return U, s, Vt, rel, rel <= tol * (1 + 1e-9)

@@ -24,7 +24,7 @@ from ._dense import (
 )
 from ._operator import Operator, sketch_operator
 
-__all__ = ["fixed_rank", "lanczos"]
+__all__ = ["fixed_rank", "lanczos", "ritz_factors", "ritz_svd"]
 
 # Adaptive iterations stop when the squared error is predicted to fall by less than this
 # fraction: err/opt stays within about RTOL / 2 (0.75%) of what more iterations would give.
@@ -236,19 +236,33 @@ def _block_krylov(
     return xp.concatenate(blocks, axis=1), Zt_all
 
 
+def ritz_factors(op: Operator, Zt: Any) -> tuple[Any, Any, Any, Any]:
+    """SVD of ``Q^H A`` from ``Zt = A^H Q`` (n x d): ``Q^H A = u diag(s) wh Qz^H``.
+
+    Through the QR of ``Zt`` (not the Gram matrix ``Zt^H Zt``), so that small singular values
+    stay accurate to ``eps * s[0]`` instead of ``sqrt(eps) * s[0]``; the d x d SVD that
+    remains runs on the host.
+    """
+    xp = op.xp
+    Qz, Rz = orth(Zt, xp, return_r=True)
+    u, s, wh = small_svd(Rz.conj().T if op.complex else Rz.T, xp)
+    return Qz, u, s, wh
+
+
+def ritz_svd(op: Operator, Q: Any, factors: tuple, k: int) -> tuple[Any, Any, Any]:
+    """The rank-k truncation ``U, s, Vt`` of ``Q Q^H A`` from :func:`ritz_factors`."""
+    xp = op.xp
+    Qz, u, s, wh = factors
+    QzH = Qz.conj().T if op.complex else Qz.T
+    return xp.ascontiguousarray(Q @ u[:, :k]), s[:k], xp.ascontiguousarray(wh[:k] @ QzH)
+
+
 def _rayleigh_ritz(op: Operator, Q: Any, k: int, Zt: Any | None = None) -> tuple[Any, ...]:
     """Best rank-k approximation of Q Q^H A: returns U, s, Vt and the basis of A^H Q."""
-    xp = op.xp
     if Zt is None:
         Zt = op.rmm(Q)  # n x d, equal to (Q^H A)^H
-    Qz, Rz = orth(Zt, xp, return_r=True)
-    # Q^H A = Rz^H Qz^H, so its SVD comes from the small d x d matrix Rz^H.
-    RzH = Rz.conj().T if op.complex else Rz.T
-    u, s, wh = small_svd(RzH, xp)
-    U = Q @ u[:, :k]
-    QzH = Qz.conj().T if op.complex else Qz.T
-    Vt = wh[:k] @ QzH
-    return xp.ascontiguousarray(U), s[:k], xp.ascontiguousarray(Vt), Qz
+    factors = ritz_factors(op, Zt)
+    return (*ritz_svd(op, Q, factors, k), factors[0])
 
 
 def lanczos(op: Operator, k: int, rng: Any, solver_tol: float) -> tuple[Any, Any, Any] | None:
