@@ -15,7 +15,10 @@ from typing import Any
 
 from ._array import cupy_or_none
 
-__all__ = ["cuda_source", "get_function", "load_module"]
+__all__ = ["NVRTC_OPTIONS", "cuda_source", "get_function", "load_module"]
+
+# Options for NVRTC, the compiler behind cupy.RawModule (the tests compile with the same).
+NVRTC_OPTIONS = ("--std=c++14",)
 
 
 def _candidate_dirs() -> list[Path]:
@@ -54,7 +57,7 @@ def load_module(name: str, name_expressions: tuple[str, ...] = ()) -> Any:
         raise ImportError("CUDA kernels need CuPy: pip install 'sparselin[gpu]'")
     return cp.RawModule(
         code=cuda_source(name),
-        options=("--std=c++14",),
+        options=NVRTC_OPTIONS,
         name_expressions=list(name_expressions) or None,
     )
 
