@@ -156,30 +156,22 @@ def main(argv: list[str] | None = None) -> int:
                 "out": f"{type(U).__module__.split('.')[0]} {U.dtype}",
             }
 
-        def sparselin_default(A=A):
-            return sparselin.truncated_svd(A, k, random_state=0)
-
-        def sparselin_krylov(A=A):
-            return sparselin.truncated_svd(A, k, method="block_krylov", random_state=0)
+        def run(name, fn, metrics=metrics, common=common):
+            return measure(
+                name,
+                fn,
+                repeat=args.repeat,
+                max_seconds=args.max_seconds,
+                sync=sync,
+                metrics=metrics,
+                **common,
+            )
 
         rows = [
-            measure(
-                "sparselin",
-                sparselin_default,
-                repeat=args.repeat,
-                max_seconds=args.max_seconds,
-                sync=sync,
-                metrics=metrics,
-                **common,
-            ),
-            measure(
+            run("sparselin", lambda A=A: sparselin.truncated_svd(A, k, random_state=0)),
+            run(
                 "sparselin block_krylov",
-                sparselin_krylov,
-                repeat=args.repeat,
-                max_seconds=args.max_seconds,
-                sync=sync,
-                metrics=metrics,
-                **common,
+                lambda A=A: sparselin.truncated_svd(A, k, method="block_krylov", random_state=0),
             ),
         ]
         if torch is None:
@@ -198,17 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 out["out"] = f"torch {res[0].dtype}"
                 return out
 
-            rows.append(
-                measure(
-                    "torch svd_lowrank",
-                    torch_lowrank,
-                    repeat=args.repeat,
-                    max_seconds=args.max_seconds,
-                    sync=sync,
-                    metrics=torch_metrics,
-                    **common,
-                )
-            )
+            rows.append(run("torch svd_lowrank", torch_lowrank, torch_metrics))
             del At
         if args.full_svd:
 
