@@ -162,3 +162,41 @@ def test_extreme_scales(scale, axis):
     U, s, Vt = thin_svd(first, 8)
     U2, s2, Vt2 = svd_update(U, s, Vt, rest, axis=axis, k=8)
     np.testing.assert_allclose((U2 * s2) @ Vt2 / scale, A / scale, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("inside", [0.0, 0.999])
+def test_gram_shortcut_and_explicit_remainder_agree_with_svd(dtype, inside, monkeypatch):
+    """Both ways of handling the remainder C - U U^H C give the SVD of the concatenation.
+
+    With C mostly outside span(U) the remainder stays implicit (Gram matrices only); with
+    99.9% of every column inside, cancellation would cost too many digits and it is formed.
+    """
+    import sparselin.linalg._svd_update as mod
+
+    rng = np.random.default_rng(8)
+    m, n, c = 80, 30, 6
+    A = make_low_rank_matrix(m, n, decay=0.8, dtype=dtype, random_state=9)
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    noise = rng.standard_normal((m, c)).astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        noise = noise + 1j * rng.standard_normal((m, c)).astype(dtype)
+    # Columns with a share `inside` of their energy in span(U).
+    inner = U @ (U.conj().T @ noise)
+    outer = noise - inner
+    C = (np.sqrt(inside) * inner / np.linalg.norm(inner, axis=0)) + (
+        np.sqrt(1 - inside) * outer / np.linalg.norm(outer, axis=0)
+    )
+    C = C.astype(dtype)
+    used = []
+    original = mod._gram_path
+    monkeypatch.setattr(mod, "_gram_path", lambda *a: used.append(r := original(*a)) or r)
+    U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=1, k=n + c)
+    assert (used[0] is not None) == (inside == 0.0)
+    full = np.concatenate([A, C], axis=1)
+    tol = tol_of(dtype)
+    np.testing.assert_allclose((U2 * s2) @ Vt2, full, atol=50 * tol)
+    np.testing.assert_allclose(s2, np.linalg.svd(full, compute_uv=False), atol=50 * tol)
+    eye = np.eye(n + c)
+    assert np.linalg.norm(U2.conj().T @ U2 - eye) <= 50 * tol
+    assert np.linalg.norm(Vt2 @ Vt2.conj().T - eye) <= 50 * tol
