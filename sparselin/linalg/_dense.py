@@ -105,7 +105,11 @@ def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False, passes: int = 
             if R2 is not None:
                 Q = Q1 @ _triangular_inverse(R2, xp)
                 return (Q, R2 @ R1) if return_r else Q
-    Q, R = xp.linalg.qr(Y, mode="reduced")
+    if xp is np:
+        # SciPy's economic QR is about 3x faster than numpy.linalg.qr on tall blocks.
+        Q, R = scipy.linalg.qr(Y, mode="economic", check_finite=False)
+    else:
+        Q, R = xp.linalg.qr(Y, mode="reduced")
     return (Q, R) if return_r else Q
 
 

@@ -51,9 +51,11 @@ def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
     singular values), so a plain geometric extrapolation is optimistic. The predicted ratio
     is therefore the larger of the last ratio, the one before it, and the last ratio grown by
     the same factor again; what is left is ``g r / (1 - r)``, of which ``ahead`` further passes
-    (made anyway) remove all but ``r**ahead``.
+    (made anyway) remove all but ``r**ahead``. The ratios settle only after a few passes (on
+    slowly decaying spectra they fall at first, then grow), so at least five readings are
+    required: deciding from four stopped at err/opt 1.017 (i^-0.5, k=100).
     """
-    if len(errors) < 4:
+    if len(errors) < 5:
         return False
     g3, g2, g1 = (errors[-4] - errors[-3], errors[-3] - errors[-2], errors[-2] - errors[-1])
     e = errors[-1]

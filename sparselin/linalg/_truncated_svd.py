@@ -68,17 +68,17 @@ def truncated_svd(
         Extra sketch columns beyond ``k`` (fixed-rank methods "randomized" and
         "block_krylov").
     n_iter : int or "auto", default="auto"
-        Power iterations (``"randomized"``) or Krylov depth (``"block_krylov"``); an integer
-        runs exactly that many (``2 n_iter + 2`` passes over A for "randomized"). ``"auto"``
-        measures after every pass over A the error of the approximation that pass gives (each
-        pass yields one, at no extra cost) and stops once the predicted further decrease of
-        the squared error is below 1.5% of it, i.e. err/opt within about 0.75% of what more
-        iterations would reach; capped by scikit-learn's schedule (7 iterations when
-        ``k < 0.1 min(m, n)``, else 4), which is also used as is for a LinearOperator, whose
-        norm is unknown. The rule targets the Frobenius error: trailing singular values may
-        still carry relative errors around 1e-2 on slowly decaying spectra; pass an integer
-        (or use "block_krylov" or "lanczos") when individual values matter. In fixed-accuracy
-        mode ``n_iter`` is the number of power iterations per block (``"auto"``: 1).
+        Power iterations (``"randomized"``) or Krylov depth (``"block_krylov"``); an integer runs
+        exactly that many (``2 n_iter + 2`` passes over A for "randomized"). ``"auto"`` measures
+        after every pass over A the error of the approximation that pass gives (each pass yields
+        one, at no extra cost) and, from the fifth pass on, stops once the predicted further
+        decrease of the squared error is below 1.5% of it, i.e. err/opt within about 0.75% of what
+        more iterations would reach; capped by scikit-learn's schedule (7 iterations when ``k < 0.1
+        min(m, n)``, else 4), which is also used as is for a LinearOperator, whose norm is unknown.
+        The rule targets the Frobenius error: trailing singular values may still carry relative
+        errors around 1e-2 on slowly decaying spectra; pass an integer (or use "block_krylov" or
+        "lanczos") when individual values matter. In fixed-accuracy mode ``n_iter`` is the number
+        of power iterations per block (``"auto"``: 1).
     method : {"randomized", "block_krylov", "lanczos"}, default="randomized"
         ``"randomized"``: randomized subspace iteration with re-orthonormalisation after every
         product. ``"block_krylov"``: randomized block Krylov iteration, which keeps every
