@@ -183,6 +183,8 @@ def bench_truncated(args: argparse.Namespace) -> list[dict[str, Any]]:
         all_rows.extend(rows)
         del A
 
+    all_rows += bench_gemm_pass(m, n, k + 10, args)
+
     # float32 against float64 for sparselin's own methods, per decay.
     summary = []
     for method in ("sparselin", "sparselin block_krylov", "sparselin lanczos"):
@@ -208,6 +210,40 @@ def bench_truncated(args: argparse.Namespace) -> list[dict[str, Any]]:
         sp = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
         print(f"  {r['name']:<24} s_i={r['decay']:<12} {sp}")
     return all_rows + summary
+
+
+def bench_gemm_pass(m: int, n: int, width: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One pass over A, ``A @ X`` with ``width`` columns, in NumPy's BLAS and in torch's.
+
+    Every randomized method here is a handful of such passes, so this row says how much of
+    a difference between sparselin (NumPy's OpenBLAS) and torch comes from the GEMM library
+    rather than from the algorithm.
+    """
+    rng = np.random.default_rng(0)
+    repeat = max(args.repeat, 10)
+    all_rows = []
+    for dtype in (np.float64, np.float32):
+        A = rng.standard_normal((m, n)).astype(dtype)
+        X = rng.standard_normal((n, width)).astype(dtype)
+        dname = np.dtype(dtype).name
+        case = f"{m}x{n} @ {n}x{width} {dname}"
+        common = {"part": "gemm_pass", "case": case, "dtype": dname}
+        rows = [measure("numpy A @ X", lambda A=A, X=X: A @ X, repeat=repeat, **common)]
+        if _import_error("torch") is None:
+            import torch
+
+            At, Xt = torch.from_numpy(A), torch.from_numpy(X)
+            rows.append(
+                measure("torch A @ X", lambda At=At, Xt=Xt: At @ Xt, repeat=repeat, **common)
+            )
+        print_table(
+            rows,
+            [Column("name", "library"), Column("time", "best")],
+            baselines={"vs torch": "torch A @ X"},
+            title=f"one pass over A, the unit of work of every method above: {case}",
+        )
+        all_rows += rows
+    return all_rows
 
 
 # --------------------------------------------------------------------------- incremental
