@@ -84,7 +84,7 @@ class _StopRule:
     TAIL = 4
 
     def __init__(self, norm2: float, dtype: Any) -> None:
-        self.floor = 10.0 * np.finfo(dtype).eps * norm2
+        self.floor = 10.0 * float(np.finfo(dtype).eps) * norm2
         self.errors: list[float] = []
         self.floor_at: int | None = None
 
@@ -148,7 +148,7 @@ def _half_step_iteration(
             basis, R = orth(product, xp, return_r=True, passes=2 if final else 1)
             result = (right, X, basis, R)
             if adaptive:
-                rule.add(norm2 - _top_energy(R, k, xp))
+                rule.add(norm2 - _top_energy(R, k, xp) * current.energy_factor)
         else:
             basis = _normalize(product, xp, normalizer)
         if final:
@@ -209,7 +209,7 @@ def _block_krylov(
         # span captures; that first reading lets the stopping rule end at depth 1.
         Omega = orth(Omega, xp)
         Q, R = orth(op.mm(Omega), xp, return_r=True)
-        rule.add(norm2 - _top_energy(R, k, xp))
+        rule.add(norm2 - _top_energy(R, k, xp) * op.energy_factor)
     else:
         Q = orth(op.mm(Omega), xp)
     blocks = [Q]
@@ -223,7 +223,8 @@ def _block_krylov(
             # Captured energy of the current space: top-k singular values of Q^H A.
             G = Zt_all.conj().T @ Zt_all if op.complex else Zt_all.T @ Zt_all
             w = small_eigvalsh(G, xp)
-            rule.add(norm2 - float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64))))
+            top = float(xp.sum(xp.sort(w)[::-1][:k].astype(np.float64)))
+            rule.add(norm2 - top * op.energy_factor)
             # A Krylov step is a full iteration (two passes): the floor tail is halved.
             if rule.stop(ahead=2 if rule.floor_at is not None else 0):
                 break
@@ -318,7 +319,7 @@ def fixed_rank(
         # wide, which costs more than it saves.
         sketch = op
     else:
-        sketch = sketch_operator(op, sketch_dtype)
+        sketch = sketch_operator(op, sketch_dtype, norm2=norm2)
     Omega = gaussian(rng, (n, l), sketch.dtype, xp)
     max_iter = _auto_max_iter(k, m, n)
     if method == "block_krylov":
@@ -332,12 +333,15 @@ def fixed_rank(
         # Cholesky QR serves (LAPACK's Householder QR costs 4x more on this tall block).
         Q, Rq = orth(Q, xp, return_r=True)
         Zt = Zt @ _triangular_inverse(Rq, xp)
+        if sketch is not op:
+            # A^H Q of the sketch's matrix (c A, in its precision), in op's units.
+            Zt = Zt.astype(op.dtype) * op.dtype.type(np.sqrt(sketch.energy_factor))
         U, s, Vt, _ = _rayleigh_ritz(op, Q, k, Zt)
         return U, s, Vt
     U, s, Vt, last = _half_step_iteration(op, sketch, Omega, k, iters, max_iter, normalizer, norm2)
     if sketch is not op and norm2:
         err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
-        if err2 < (1e3 * np.finfo(sketch.dtype).eps) ** 2 * norm2:
+        if err2 < (1e3 * float(np.finfo(sketch.dtype).eps)) ** 2 * norm2:
             # Single precision cannot resolve the subspace of a nearly exactly low-rank
             # matrix. The last pass ran in full precision, so its product's basis spans A's
             # range (or row space) to working precision; one more full-precision pass from it

@@ -8,6 +8,7 @@ coarse.
 
 from __future__ import annotations
 
+import math
 import types
 from typing import Any
 
@@ -34,6 +35,10 @@ class Operator:
         # The operator represents scale * A (see safe_scale); scaling the thin factor
         # before the product keeps every intermediate in range without copying A.
         self.scale = scale
+        # Squared ratio of the matrix another operator represents to this one's: a
+        # lower-precision sketch holds A times a power of two of its own (see
+        # sketch_operator), so energies it measures are converted with this factor.
+        self.energy_factor = 1.0
 
     def mm(self, X: Any) -> Any:
         if self.scale != 1.0:
@@ -128,8 +133,17 @@ def explicit_residual2(op: Operator, L: Any, Rt: Any) -> float:
     return total
 
 
-def sketch_operator(op: Operator, sketch_dtype: Any, check_only: bool = False) -> Operator:
-    """The operator the power iterations run on (``op`` itself or a lower-precision copy)."""
+def sketch_operator(
+    op: Operator, sketch_dtype: Any, check_only: bool = False, norm2: float | None = None
+) -> Operator:
+    """The operator the power iterations run on (``op`` itself or a lower-precision copy).
+
+    The copy holds ``c * A`` with ``c`` a power of two that brings the root-mean-square entry
+    near 1 (``c = 1`` for ordinary data): float64 data around 1e50 or 1e-50 would otherwise
+    overflow or vanish in float32, whose range is 1e±38, and so would the Gram matrices of
+    the sketches. ``norm2`` is ``||op||_F^2``; the copy's ``energy_factor`` converts the
+    energies it measures back to ``op``'s units.
+    """
     if isinstance(sketch_dtype, str):
         if sketch_dtype != "auto":
             raise ValueError(f"sketch_dtype must be 'auto' or a dtype, got {sketch_dtype!r}")
@@ -142,7 +156,7 @@ def sketch_operator(op: Operator, sketch_dtype: Any, check_only: bool = False) -
             and op.scale == 1.0
             and op.shape[0] * op.shape[1] >= _MIXED_PRECISION_MIN_SIZE
         ):
-            return Operator(op.A.astype(low[op.dtype]), "dense", op.xp)
+            return _low_precision_copy(op, np.dtype(low[op.dtype]), norm2)
         return op
     try:
         target = np.dtype(sketch_dtype)
@@ -155,4 +169,27 @@ def sketch_operator(op: Operator, sketch_dtype: Any, check_only: bool = False) -
         )
     if check_only or target == op.dtype or op.kind != "dense":
         return op
-    return Operator(op.A.astype(target), "dense", op.xp)
+    return _low_precision_copy(op, target, norm2)
+
+
+def _low_precision_copy(op: Operator, dtype: np.dtype, norm2: float | None) -> Operator:
+    """``op``'s dense matrix in ``dtype``, times a power of two that keeps it in range."""
+    xp = op.xp
+    A = op.A
+    if norm2 is None:
+        norm2 = squared_norm(A) * op.scale**2
+    rms = math.sqrt(norm2 / A.size) / op.scale if norm2 > 0 else 1.0
+    c = 1.0
+    if not 2.0**-16 <= rms <= 2.0**16:
+        c = float(np.ldexp(1.0, -round(math.log2(rms))))
+    if c == 1.0:
+        copy = A.astype(dtype)
+    elif xp is np:
+        # Scaled in float64 element by element and rounded once; no float64 temporary.
+        copy = np.empty_like(A, dtype=dtype)
+        np.multiply(A, c, out=copy, casting="unsafe")
+    else:
+        copy = (A * c).astype(dtype)
+    sketch = Operator(copy, "dense", xp)
+    sketch.energy_factor = (op.scale / c) ** 2
+    return sketch

@@ -439,3 +439,23 @@ def test_extreme_scales(dtype, scale, mode):
         rtol = max(rtol, 1e-5)  # one power iteration per block leaves the last values rough
     np.testing.assert_allclose(s / scale, s_true[: len(s)], rtol=rtol)
     assert np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("scale", [1e50, 1e-50])
+@pytest.mark.parametrize("sketch_dtype", ["auto", "single"])
+@pytest.mark.parametrize("method", ["randomized", "block_krylov"])
+def test_low_precision_sketch_of_values_beyond_its_range(dtype, scale, sketch_dtype, method):
+    # Entries near 1e±50 are ordinary float64 numbers but overflow or vanish in float32:
+    # the single-precision sketch holds A times a power of two of its own.
+    A, s_true = build((1100, 1000), "fast", dtype)
+    if sketch_dtype == "single":
+        sketch_dtype = np.float32 if dtype == np.float64 else np.complex64
+    U, s, Vt = truncated_svd(
+        A * scale, 8, n_iter=3, method=method, random_state=0, sketch_dtype=sketch_dtype
+    )
+    # Block Krylov with an explicit single-precision sketch projects in that precision.
+    rtol = 1e-5 if method == "block_krylov" and sketch_dtype != "auto" else 1e-10
+    np.testing.assert_allclose(s / scale, s_true[:8], rtol=rtol)
+    assert frob_err(A, U, s / scale, Vt) <= 1.0001 * np.sqrt(np.sum(s_true[8:] ** 2))
