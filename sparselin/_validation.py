@@ -90,7 +90,7 @@ def check_random_state(random_state: Any) -> np.random.Generator | np.random.Ran
 
 
 def check_matrix(
-    A: Any, name: str = "A", *, allow_operator: bool = True
+    A: Any, name: str = "A", *, allow_operator: bool = True, dense_norm: bool = True
 ) -> tuple[Any, str, float | None]:
     """Validate a matrix argument and return ``(A, kind, norm2)``.
 
@@ -98,7 +98,9 @@ def check_matrix(
     (``None`` for an operator), a by-product of the finiteness check that callers reuse.
     Dense and sparse input must be 2-D, non-empty and finite; integer input is converted (a
     copy) to float64 and float16 to float32, so the returned object may differ from the
-    argument, but the argument itself is never modified.
+    argument, but the argument itself is never modified. With ``dense_norm=False`` a dense
+    array is returned with ``norm2=None`` and *unchecked for NaN/inf*: the caller computes
+    the norm in a pass of its own and must then call :func:`check_finite_norm`.
     """
     if is_dask_array(A):
         raise TypeError(
@@ -141,10 +143,21 @@ def check_matrix(
     dtype = result_dtype(A.dtype)
     if dtype != A.dtype:
         A = A.astype(dtype)
+    if not dense_norm:
+        return A, "dense", None
     norm2 = squared_norm(A)
+    check_finite_norm(A, norm2, name)
+    return A, "dense", norm2
+
+
+def check_finite_norm(A: Any, norm2: float, name: str = "A") -> None:
+    """Raise ValueError if the dense ``A``, whose squared norm is ``norm2``, holds NaN/inf.
+
+    A finite norm proves every entry finite; only an infinite one (a real infinity, or
+    squares that overflowed) needs the element-wise check.
+    """
     if not np.isfinite(norm2) and not all_finite(A):
         raise ValueError(f"{name} contains NaN or infinity")
-    return A, "dense", norm2
 
 
 def squared_norm(A: Any, scale: float = 1.0) -> float:

@@ -19,6 +19,12 @@ A_nan = A.copy()
 A_nan[3, 4] = np.nan
 A_inf = A.copy()
 A_inf[0, 0] = np.inf
+# Large float64/complex128 input takes the path that checks for NaN/inf while copying to
+# float32 for the sketch (over 2**20 entries).
+A_big_nan = rng.standard_normal((1100, 1000))
+A_big_nan[1099, 999] = np.nan
+A_big_inf = rng.standard_normal((1100, 1000)) + 0j
+A_big_inf[0, 5] = complex(1.0, -np.inf)
 U0, s0, Vt0 = np.linalg.svd(A, full_matrices=False)
 U0, s0, Vt0 = U0[:, :4], s0[:4], Vt0[:4]
 
@@ -27,6 +33,8 @@ TRUNCATED_SVD_CASES = [
     ((A_nan, 3), {}, ValueError, "NaN or infinity"),
     ((A_inf, 3), {}, ValueError, "NaN or infinity"),
     ((sp.csr_matrix(A_nan), 3), {}, ValueError, "NaN or infinity"),
+    ((A_big_nan, 3), {}, ValueError, "NaN or infinity"),
+    ((A_big_inf, 3), {}, ValueError, "NaN or infinity"),
     ((A, 0), {}, ValueError, "k must be in"),
     ((A, -2), {}, ValueError, "k must be in"),
     ((A, 13), {}, ValueError, "k must be in"),
@@ -121,3 +129,11 @@ def test_estimator_bad_input(estimator, X, error, match):
     with pytest.raises(error, match=match):
         estimator.fit(X)
     np.testing.assert_array_equal(X, before)
+
+
+def test_large_finite_values_whose_squares_overflow_are_accepted():
+    # The one-pass NaN check reads an infinite norm; the entries are still all finite.
+    B = np.random.default_rng(1).standard_normal((1100, 1000))
+    B[0, 0] = 1e300
+    U, s, Vt = truncated_svd(B, 2, random_state=0)
+    assert np.isfinite(s).all() and s[0] > 9.9e299

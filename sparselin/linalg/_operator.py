@@ -14,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import squared_norm
+from .._validation import check_finite_norm, squared_norm
+from ._kernels import copy_with_squared_norm
 
-__all__ = ["Operator", "explicit_residual2", "safe_scale", "sketch_operator"]
+__all__ = [
+    "Operator",
+    "explicit_residual2",
+    "norm_and_sketch_copy",
+    "safe_scale",
+    "sketch_operator",
+]
 
 # Below this many entries a float32 copy for the sketch saves less than it costs.
 _MIXED_PRECISION_MIN_SIZE = 1 << 20
@@ -39,6 +46,9 @@ class Operator:
         # lower-precision sketch holds A times a power of two of its own (see
         # sketch_operator), so energies it measures are converted with this factor.
         self.energy_factor = 1.0
+        # A lower-precision copy of A made while reading A for other reasons (see
+        # norm_and_sketch_copy); sketch_operator uses it instead of copying A again.
+        self.low_precision_copy: Any = None
 
     def mm(self, X: Any) -> Any:
         if self.scale != 1.0:
@@ -182,7 +192,10 @@ def _low_precision_copy(op: Operator, dtype: np.dtype, norm2: float | None) -> O
     c = 1.0
     if not 2.0**-16 <= rms <= 2.0**16:
         c = float(np.ldexp(1.0, -round(math.log2(rms))))
-    if c == 1.0:
+    ready = op.low_precision_copy
+    if c == 1.0 and ready is not None and ready.dtype == dtype:
+        copy = ready
+    elif c == 1.0:
         copy = A.astype(dtype)
     elif xp is np:
         # Scaled in float64 element by element and rounded once; no float64 temporary.
@@ -193,3 +206,22 @@ def _low_precision_copy(op: Operator, dtype: np.dtype, norm2: float | None) -> O
     sketch = Operator(copy, "dense", xp)
     sketch.energy_factor = (op.scale / c) ** 2
     return sketch
+
+
+def norm_and_sketch_copy(A: Any, name: str = "A") -> tuple[float, Any]:
+    """``||A||_F^2`` of a dense array, checked finite, and the float32 copy the sketch needs.
+
+    For a large float64/complex128 NumPy array, which the default method sketches in single
+    precision, the norm and the copy come from one pass over A (see copy_with_squared_norm);
+    otherwise the copy is None and the norm is computed as usual.
+    """
+    low = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64}
+    if isinstance(A, np.ndarray) and A.dtype in low and A.size >= _MIXED_PRECISION_MIN_SIZE:
+        fused = copy_with_squared_norm(A, np.dtype(low[A.dtype]))
+        if fused is not None:
+            copy, norm2 = fused
+            check_finite_norm(A, norm2, name)
+            return norm2, copy
+    norm2 = squared_norm(A)
+    check_finite_norm(A, norm2, name)
+    return norm2, None

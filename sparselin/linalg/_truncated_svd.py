@@ -18,7 +18,13 @@ from .._validation import (
 from ._dense import flip_signs
 from ._fixed_accuracy import fixed_accuracy
 from ._iterations import fixed_rank, lanczos
-from ._operator import Operator, explicit_residual2, safe_scale, sketch_operator
+from ._operator import (
+    Operator,
+    explicit_residual2,
+    norm_and_sketch_copy,
+    safe_scale,
+    sketch_operator,
+)
 
 __all__ = ["truncated_svd"]
 
@@ -172,7 +178,13 @@ def truncated_svd(
     >>> len(s), bool(err <= 1e-3)
     (31, True)
     """
-    A, kind, norm2 = check_matrix(A, "A")
+    # The default fixed-rank method sketches large float64 input in float32: the copy for
+    # that is made in the same pass over A as the norm and the NaN check.
+    fused = isinstance(sketch_dtype, str) and method == "randomized" and tol is None
+    A, kind, norm2 = check_matrix(A, "A", dense_norm=not fused)
+    low_copy = None
+    if kind == "dense" and norm2 is None:
+        norm2, low_copy = norm_and_sketch_copy(A, "A")
     m, n = A.shape
     r_max = min(m, n)
     if k is None and tol is None:
@@ -205,6 +217,7 @@ def truncated_svd(
     xp = namespace(A)  # a cupyx LinearOperator counts as CuPy
     scale, norm2 = safe_scale(A, kind, xp, norm2)
     op = Operator(A, kind, xp, scale)
+    op.low_precision_copy = low_copy
     sketch_operator(op, sketch_dtype, check_only=True)
     real_dtype = np.finfo(op.dtype).dtype
 

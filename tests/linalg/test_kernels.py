@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparselin.linalg._kernels import abs_argmax_columns
+from sparselin.linalg._kernels import _copy_sum_squares, abs_argmax_columns, copy_with_squared_norm
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -21,4 +21,28 @@ def test_abs_argmax_columns_matches_numpy(dtype):
 
 def test_kernels_follow_the_numba_conventions():
     # cache=True (compiled code kept on disk between processes), as sparselin._numba says.
-    assert type(abs_argmax_columns._cache).__name__ != "NullCache"
+    for kernel in (abs_argmax_columns, _copy_sum_squares):
+        assert type(kernel._cache).__name__ != "NullCache"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 5), (300, 47), (4096, 3)])
+def test_copy_with_squared_norm_matches_astype_and_vdot(dtype, order, shape):
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal(shape)
+    if dtype == np.complex128:
+        A = A + 1j * rng.standard_normal(shape)
+    A = np.asarray(A, order=order)
+    before = A.copy()
+    low = np.float32 if dtype == np.float64 else np.complex64
+    copy, norm2 = copy_with_squared_norm(A, np.dtype(low))
+    np.testing.assert_array_equal(copy, A.astype(low))  # rounded exactly as astype rounds
+    assert copy.flags.f_contiguous if order == "F" else copy.flags.c_contiguous
+    np.testing.assert_allclose(norm2, np.vdot(A, A).real, rtol=1e-13)
+    np.testing.assert_array_equal(A, before)
+
+
+def test_copy_with_squared_norm_declines_strided_input():
+    A = np.ones((10, 8))[:, ::2]
+    assert copy_with_squared_norm(A, np.dtype(np.float32)) is None
