@@ -33,8 +33,24 @@ _RTOL = 0.015
 
 def _top_energy(R: Any, k: int, xp: types.ModuleType) -> float:
     """Sum of the k largest squared singular values of the small matrix R."""
-    s = small_svd(R, xp, compute_uv=False)
-    return float(xp.sum(s[:k].astype(np.float64) ** 2))
+    return _ritz_readings(R, k, xp)[0]
+
+
+def _ritz_readings(R: Any, k: int, xp: types.ModuleType) -> tuple[float, float | None]:
+    """Top-k energy of R, and ``(s_l / s_k)**2`` from its singular values (Ritz values).
+
+    Subspace iteration removes the error along a direction beyond ``l`` by about
+    ``(sigma_l / sigma_k)**2`` per pass once the early, fast gains are spent, so that ratio
+    of Ritz values bounds how fast the error can keep falling.
+    """
+    s = small_svd(R, xp, compute_uv=False).astype(np.float64)
+    if xp is not np:
+        s = s.get()
+    energy = float(np.sum(s[:k] ** 2))
+    rate = None
+    if s.shape[0] > k and s[k - 1] > 0:
+        rate = float((s[-1] / s[k - 1]) ** 2)
+    return energy, rate
 
 
 def _auto_max_iter(k: int, m: int, n: int) -> int:
@@ -43,7 +59,9 @@ def _auto_max_iter(k: int, m: int, n: int) -> int:
     return 7 if k < 0.1 * min(m, n) else 4
 
 
-def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
+def _converged(
+    errors: list[float], rtol: float, ahead: int = 0, rate: float | None = None
+) -> bool:
     """Whether the remaining decrease of the squared error is below ``rtol`` of it.
 
     The error falls roughly geometrically from pass to pass, but the ratio of successive
@@ -53,7 +71,10 @@ def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
     the same factor again; what is left is ``g r / (1 - r)``, of which ``ahead`` further passes
     (made anyway) remove all but ``r**ahead``. The ratios settle only after a few passes (on
     slowly decaying spectra they fall at first, then grow), so at least five readings are
-    required: deciding from four stopped at err/opt 1.017 (i^-0.5, k=100).
+    required: deciding from four stopped at err/opt 1.017 (i^-0.5, k=100). ``rate``, the
+    asymptotic ratio read from the Ritz values (see :func:`_ritz_readings`), is a floor for
+    the predicted ratio: on slowly decaying spectra the observed ratios are still far below
+    it when they look settled, and extrapolating them stopped at err/opt 1.011 (0.99^i, k=60).
     """
     if len(errors) < 5:
         return False
@@ -64,7 +85,7 @@ def _converged(errors: list[float], rtol: float, ahead: int = 0) -> bool:
     if g2 <= 0.0 or g3 <= 0.0:
         return False
     r1, r2 = g1 / g2, g2 / g3
-    ratio = max(r1, r2, r1 * r1 / r2)
+    ratio = max(r1, r2, r1 * r1 / r2, rate or 0.0)
     if ratio >= 1.0:
         return False
     return g1 * ratio ** (1 + ahead) / (1.0 - ratio) <= rtol * e
@@ -87,16 +108,18 @@ class _StopRule:
         self.floor = 10.0 * float(np.finfo(dtype).eps) * norm2
         self.errors: list[float] = []
         self.floor_at: int | None = None
+        self.rate: float | None = None
 
-    def add(self, error: float) -> None:
+    def add(self, error: float, rate: float | None = None) -> None:
         self.errors.append(error)
+        self.rate = rate
         if self.floor_at is None and error <= self.floor:
             self.floor_at = len(self.errors)
 
     def stop(self, ahead: int = 0) -> bool:
         if self.floor_at is not None:
             return len(self.errors) - self.floor_at + ahead >= self.TAIL
-        return _converged(self.errors, _RTOL, ahead=ahead)
+        return _converged(self.errors, _RTOL, ahead=ahead, rate=self.rate)
 
 
 def _half_step_iteration(
@@ -148,7 +171,8 @@ def _half_step_iteration(
             basis, R = orth(product, xp, return_r=True, passes=2 if final else 1)
             result = (right, X, basis, R)
             if adaptive:
-                rule.add(norm2 - _top_energy(R, k, xp) * current.energy_factor)
+                energy, rate = _ritz_readings(R, k, xp)
+                rule.add(norm2 - energy * current.energy_factor, rate)
         else:
             basis = _normalize(product, xp, normalizer)
         if final:

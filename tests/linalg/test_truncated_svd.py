@@ -234,6 +234,20 @@ def test_auto_iterations_use_every_pass(monkeypatch):
     assert 3 <= len(calls) < 16
 
 
+def test_auto_does_not_stop_early_on_slow_geometric_decay():
+    # 0.99^i, k=60: the gain ratios look settled around 0.55 while the Ritz values say the
+    # error can fall only ~(0.99^10)^2 = 0.82 per pass; extrapolating the former stopped at
+    # err/opt 1.010-1.011 for all three seeds.
+    A, s_true = make_low_rank_matrix(
+        1500, 1200, decay=0.99, random_state=2, return_singular_values=True
+    )
+    k = 60
+    opt = np.sqrt(np.sum(s_true[k:] ** 2))
+    for seed in range(3):
+        U, s, Vt = truncated_svd(A, k, random_state=seed)
+        assert frob_err(A, U, s, Vt) <= 1.0075 * opt
+
+
 @pytest.mark.parametrize("k", [30, 100])
 def test_auto_on_big_mixed_precision_matrix(k):
     # k=100 on i^-0.5: the gain ratios still grow after four passes, and a rule deciding
