@@ -66,6 +66,7 @@ SCRIPT = textwrap.dedent(
     # float64 large enough for the float32 sketch, and its refinement on exact low rank.
     A = make_low_rank_matrix(1100, 1000, decay=0.9, random_state=3)
     check(A, k=20)
+    check(A * 1e50, k=20)  # the float32 copy gets a power-of-two factor of its own
     L = make_low_rank_matrix(1100, 1000, decay=np.linspace(2, 1, 12), random_state=4)
     U, s, Vt = truncated_svd(cp.asarray(L), 15, random_state=0)
     assert np.linalg.norm(L - (U.get() * s.get()) @ Vt.get()) < 1e-10
