@@ -27,6 +27,11 @@ __all__ = [
 
 # Below this many entries a float32 copy for the sketch saves less than it costs.
 _MIXED_PRECISION_MIN_SIZE = 1 << 20
+# The precision sketch_dtype="auto" sketches in, for the dtypes that have a lower one.
+_SKETCH_DTYPE = {
+    np.dtype(np.float64): np.dtype(np.float32),
+    np.dtype(np.complex128): np.dtype(np.complex64),
+}
 
 
 class Operator:
@@ -159,14 +164,13 @@ def sketch_operator(
             raise ValueError(f"sketch_dtype must be 'auto' or a dtype, got {sketch_dtype!r}")
         if check_only:
             return op
-        low = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64}
         if (
             op.kind == "dense"
-            and op.dtype in low
+            and op.dtype in _SKETCH_DTYPE
             and op.scale == 1.0
             and op.shape[0] * op.shape[1] >= _MIXED_PRECISION_MIN_SIZE
         ):
-            return _low_precision_copy(op, np.dtype(low[op.dtype]), norm2)
+            return _low_precision_copy(op, _SKETCH_DTYPE[op.dtype], norm2)
         return op
     try:
         target = np.dtype(sketch_dtype)
@@ -215,9 +219,12 @@ def norm_and_sketch_copy(A: Any, name: str = "A") -> tuple[float, Any]:
     precision, the norm and the copy come from one pass over A (see copy_with_squared_norm);
     otherwise the copy is None and the norm is computed as usual.
     """
-    low = {np.dtype(np.float64): np.float32, np.dtype(np.complex128): np.complex64}
-    if isinstance(A, np.ndarray) and A.dtype in low and A.size >= _MIXED_PRECISION_MIN_SIZE:
-        fused = copy_with_squared_norm(A, np.dtype(low[A.dtype]))
+    if (
+        isinstance(A, np.ndarray)
+        and A.dtype in _SKETCH_DTYPE
+        and A.size >= _MIXED_PRECISION_MIN_SIZE
+    ):
+        fused = copy_with_squared_norm(A, _SKETCH_DTYPE[A.dtype])
         if fused is not None:
             copy, norm2 = fused
             check_finite_norm(A, norm2, name)

@@ -180,7 +180,8 @@ def truncated_svd(
     """
     # The default fixed-rank method sketches large float64 input in float32: the copy for
     # that is made in the same pass over A as the norm and the NaN check.
-    fused = isinstance(sketch_dtype, str) and method == "randomized" and tol is None
+    fused = isinstance(sketch_dtype, str) and sketch_dtype == "auto"
+    fused = fused and method == "randomized" and tol is None
     A, kind, norm2 = check_matrix(A, "A", dense_norm=not fused)
     low_copy = None
     if kind == "dense" and norm2 is None:
