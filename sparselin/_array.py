@@ -22,6 +22,7 @@ import scipy.sparse as _sp
 import scipy.sparse.linalg as _spla
 
 __all__ = [
+    "conj_t",
     "cupy_or_none",
     "gpu_available",
     "is_cupy_array",
@@ -171,6 +172,23 @@ def to_device(x: Any, device: str = "cpu") -> Any:
             return csp.csr_matrix(x.tocsr())
         return cp.asarray(x)
     raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+
+
+def conj_t(X: Any) -> Any:
+    """The conjugate transpose ``X^H`` of a 2-D array: a view for real data (``X.T``).
+
+    The one home of this operation in sparselin, so that real data never pays for a
+    conjugated copy and complex data never silently gets a plain transpose.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin._array import conj_t
+    >>> conj_t(np.array([[1 + 2j, 3j]]))
+    array([[1.-2.j],
+           [0.-3.j]])
+    """
+    return X.conj().T if X.dtype.kind == "c" else X.T
 
 
 def result_dtype(dtype: Any) -> np.dtype:

@@ -18,12 +18,18 @@ from ._array import (
     is_sparse,
     namespace,
     result_dtype,
+    scipy_namespace,
 )
 
 __all__ = [
+    "OperatorContractError",
+    "OperatorTypeError",
+    "OperatorValueError",
     "all_finite",
+    "canonical_sparse",
     "check_int",
     "check_matrix",
+    "check_operator",
     "check_random_state",
     "check_real",
     "squared_norm",
@@ -110,22 +116,29 @@ def check_matrix(
     if is_linear_operator(A):
         if not allow_operator:
             raise TypeError(f"{name} must be an array or sparse matrix, not a LinearOperator")
-        if len(A.shape) != 2 or 0 in A.shape:
-            raise ValueError(f"{name} must be a non-empty 2-D operator, got shape {A.shape}")
-        result_dtype(A.dtype)  # raises TypeError for unsupported dtypes
-        return A, "operator", None
+        return check_operator(A, name), "operator", None
     if is_sparse(A):
         if A.ndim != 2 or 0 in A.shape:
             raise ValueError(f"{name} must be a non-empty 2-D matrix, got shape {A.shape}")
         dtype = result_dtype(A.dtype)
+        A, summed = canonical_sparse(A)
         if dtype != A.dtype:
             A = A.astype(dtype)
-        xp = namespace(A)
         data = A.data
-        norm2 = float(xp.vdot(data, data).real) if data.size else 0.0
-        if not np.isfinite(norm2) and not bool(xp.isfinite(data).all()):
-            raise ValueError(f"{name} contains NaN or infinity")
+        norm2 = squared_norm(data) if data.size else 0.0
+        if not np.isfinite(norm2) and not bool(namespace(A).isfinite(data).all()):
+            where = " (after summing its duplicate entries)" if summed else ""
+            raise ValueError(f"{name} contains NaN or infinity{where}")
         return A, "sparse", norm2
+    if isinstance(A, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name} is a masked array; a matrix factorisation has no meaning for masked "
+            f"entries. Pass {name}.filled(value) or the unmasked data ({name}.data)."
+        )
+    if isinstance(A, np.ndarray) and type(A) is not np.ndarray:
+        # np.matrix (whose products and reductions stay 2-D matrices) and other subclasses:
+        # computed on as a plain array view, without a copy.
+        A = np.asarray(A)
     if not (isinstance(A, np.ndarray) or is_cupy_array(A)):
         if hasattr(A, "__array__") or isinstance(A, (list, tuple)):
             A = np.asarray(A)
@@ -150,6 +163,123 @@ def check_matrix(
     return A, "dense", norm2
 
 
+def canonical_sparse(A: Any) -> tuple[Any, bool]:
+    """``A`` as CSR or CSC without duplicate entries, and whether duplicates were summed.
+
+    The norm is read from ``A.data``, and duplicates stored separately (COO, or CSR built
+    from unsorted triplets) would count each part instead of their sum: cancelling ones
+    reported an error of 0.001 where it was 0.96. Other formats (COO, BSR, DIA, whose
+    ``data`` holds padding outside the matrix, LIL, DOK) become CSR. A copy is made only
+    when ``A`` is not already canonical CSR/CSC; ``A`` itself is never modified.
+    """
+    fmt = getattr(A, "format", None)
+    copied = False
+    summed = False
+    if fmt not in ("csr", "csc"):
+        summed = not bool(getattr(A, "has_canonical_format", fmt in ("lil", "dok", "dia")))
+        A = A.tocsr()  # a new matrix; scipy and cupyx sum duplicates on the way
+        copied = True
+    if not bool(getattr(A, "has_canonical_format", True)):
+        if not copied:
+            A = A.copy()
+        A.sum_duplicates()
+        summed = True
+    return A, summed
+
+
+class OperatorContractError(Exception):
+    """A LinearOperator broke its contract (a product of the wrong shape or type, no adjoint).
+
+    Raised as :class:`OperatorValueError` or :class:`OperatorTypeError`, so callers catch it
+    as the ValueError/TypeError it is; code that falls back on solver failures (the Lanczos
+    path) lets this class through instead of mistaking it for one.
+    """
+
+
+class OperatorValueError(OperatorContractError, ValueError):
+    """A LinearOperator returned a product of the wrong shape, or NaN/inf."""
+
+
+class OperatorTypeError(OperatorContractError, TypeError):
+    """A LinearOperator returned something other than an array, or has no adjoint."""
+
+
+def check_operator(A: Any, name: str = "A") -> Any:
+    """Validate a LinearOperator and return it wrapped so that every product is checked.
+
+    Two probe products (one with A, one with A^H, a vector each) catch at once what would
+    otherwise crash deep inside, or worse, pass: a missing adjoint, products of the wrong
+    shape or type, NaN. The wrapper computes in the dtype sparselin uses for A's dtype
+    (float64 for integers) and checks the shape of every later product too, at no cost.
+    """
+    shape = getattr(A, "shape", None)
+    if shape is None or len(shape) != 2 or 0 in shape:
+        raise ValueError(f"{name} must be a non-empty 2-D operator, got shape {shape}")
+    if getattr(A, "dtype", None) is None:
+        raise TypeError(f"{name} is a LinearOperator without a dtype; give it dtype=...")
+    dtype = result_dtype(A.dtype)  # raises TypeError for unsupported dtypes
+    m, n = (int(shape[0]), int(shape[1]))
+    xp = namespace(A)
+    probe = np.random.default_rng(0).standard_normal(max(m, n)).astype(dtype)
+    probe = probe if xp is np else xp.asarray(probe)
+
+    def checked(Y: Any, X: Any, rows: int, what: str) -> Any:
+        shape = (rows, *X.shape[1:])
+        if not (isinstance(Y, np.ndarray) if xp is np else is_cupy_array(Y)) or is_sparse(Y):
+            raise OperatorTypeError(
+                f"{name}.{what} returned {type(Y).__name__}, expected a "
+                f"{'NumPy' if xp is np else 'CuPy'} array of shape {shape}"
+            )
+        if Y.shape != shape:
+            if Y.size != rows * (X.shape[1] if X.ndim == 2 else 1):
+                raise OperatorValueError(
+                    f"{name}.{what} returned shape {Y.shape}, expected {shape}"
+                )
+            Y = Y.reshape(shape)  # (m,) for (m, 1) and the like, as SciPy accepts
+        if Y.dtype != dtype:
+            if Y.dtype.kind not in "biufc":
+                raise OperatorTypeError(
+                    f"{name}.{what} returned dtype {Y.dtype}, expected numbers"
+                )
+            if Y.dtype.kind == "c" and dtype.kind != "c":
+                raise OperatorTypeError(
+                    f"{name}.{what} returned complex values but {name}.dtype is {A.dtype}"
+                )
+            Y = Y.astype(dtype)
+        return Y
+
+    def forward(X: Any) -> Any:
+        what = "matvec" if X.ndim == 1 else "matmat"
+        return checked(getattr(A, what)(X), X, m, what)
+
+    def adjoint(X: Any) -> Any:
+        what = "rmatvec" if X.ndim == 1 else "rmatmat"
+        try:
+            Y = getattr(A, what)(X)
+        except (NotImplementedError, AttributeError, TypeError) as exc:
+            raise OperatorTypeError(
+                f"{name} is a LinearOperator without a usable adjoint (rmatvec or rmatmat; "
+                f"{type(exc).__name__}: {exc}); the SVD needs products with {name}^H"
+            ) from exc
+        return checked(Y, X, n, what)
+
+    # The probes are single vectors (matvec, rmatvec): a fraction of a pass over A, and
+    # they leave the count of block products (passes) as documented.
+    try:
+        probes = (forward(probe[:n]), adjoint(probe[:m]))
+    except ValueError as exc:
+        # SciPy's own checks (a matvec of the wrong length fails to reshape) do not say
+        # which argument is at fault.
+        raise OperatorValueError(f"{name} failed on a probe vector: {exc}") from exc
+    for Y in probes:
+        if not bool(xp.isfinite(Y).all()):
+            raise OperatorValueError(f"{name} returned NaN or infinity on a finite probe vector")
+    spla = scipy_namespace(xp).sparse.linalg
+    return spla.LinearOperator(
+        (m, n), matvec=forward, rmatvec=adjoint, matmat=forward, rmatmat=adjoint, dtype=dtype
+    )
+
+
 def check_finite_norm(A: Any, norm2: float, name: str = "A") -> None:
     """Raise ValueError if the dense ``A``, whose squared norm is ``norm2``, holds NaN/inf.
 
@@ -169,10 +299,14 @@ def squared_norm(A: Any, scale: float = 1.0) -> float:
     xp = namespace(A)
     flat = A.ravel(order="K")
     if scale != 1.0:
+        # Blocks are scaled in double precision: a single-precision factor such as 2**140
+        # (for entries near 1e-42) does not exist, and the squares of the scaled entries of
+        # a matrix near 3e38 overflow float32 sums of a few thousand.
+        wide = np.complex128 if flat.dtype.kind == "c" else np.float64
         block = 1 << 16
         total = 0.0
         for start in range(0, flat.size, block):
-            part = flat[start : start + block] * scale
+            part = flat[start : start + block].astype(wide) * scale
             total += float(xp.vdot(part, part).real)
         return total
     if xp is not np or flat.dtype not in (np.float32, np.complex64):

@@ -1,4 +1,7 @@
-"""Shared test configuration: GPU tests skip cleanly where CuPy or a device is missing."""
+"""Shared test configuration: GPU tests skip cleanly where CuPy or a device is missing.
+
+The ``backend`` fixture runs a test on every array library (see tests/_helpers.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from sparselin._array import gpu_available
+from tests._helpers import Backend, fake_cupy, real_cupy_present
+from tests._helpers import tolerance as tolerance  # re-exported for older tests
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -35,6 +40,17 @@ def rng():
     return np.random.default_rng(12345)
 
 
-def tolerance(dtype) -> float:
-    """A loose relative tolerance for comparing results computed in ``dtype``."""
-    return 2e-3 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-8
+@pytest.fixture(params=["numpy", "fake-cupy", pytest.param("cupy", marks=pytest.mark.gpu)])
+def backend(request):
+    """The array library a test runs on: NumPy, the CuPy stand-in, or real CuPy on a GPU."""
+    if request.param == "numpy":
+        yield Backend("numpy", np)
+    elif request.param == "cupy":
+        import cupy
+
+        yield Backend("cupy", cupy)
+    else:
+        if real_cupy_present():
+            pytest.skip("real CuPy is installed; the stand-in cannot share its module name")
+        with fake_cupy() as cp:
+            yield Backend("fake-cupy", cp)

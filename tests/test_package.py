@@ -135,3 +135,39 @@ def test_cuda_sources_compile_with_nvrtc():
         assert lib.nvrtcGetLoweredName(prog, expr.encode(), ctypes.byref(lowered)) == 0
         assert b"svd_flip_kernel" in lowered.value
     lib.nvrtcDestroyProgram(ctypes.byref(prog))
+
+
+def test_functional_core_never_imports_the_estimators():
+    # Layers (DESIGN.md): estimators call the functional core, never the other way round.
+    import ast
+    from pathlib import Path
+
+    root = Path(sparselin.__file__).parent
+    for family in ("linalg", "transforms", "recovery", "robust"):
+        for path in sorted((root / family).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom):
+                    target = (node.module or "").lstrip(".")
+                    assert not target.startswith(("estimators", "sparselin.estimators")), path
+                    assert not (node.level >= 2 and target.split(".")[0] == "estimators"), path
+
+
+def test_stdlib_corpus():
+    from sparselin.datasets import load_stdlib_corpus
+
+    everything = load_stdlib_corpus(None, lines_per_document=40)
+    assert len(everything) > 5000 and all(isinstance(d, str) and d.strip() for d in everything)
+    # The first document is the first 40 non-blank lines of the first file, in walk order.
+    assert len(everything[0].splitlines()) <= 40
+    docs = load_stdlib_corpus(300, lines_per_document=40, random_state=1)
+    assert docs == load_stdlib_corpus(300, lines_per_document=40, random_state=1)
+    assert docs != load_stdlib_corpus(300, lines_per_document=40, random_state=2)
+    assert len(set(docs)) > 290 and set(docs) <= set(everything)
+    with pytest.raises(ValueError, match="exceeds the"):
+        load_stdlib_corpus(len(everything) + 1, lines_per_document=40)
+    for bad, error in [(0, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="n_documents"):
+            load_stdlib_corpus(bad)
+    for bad, error in [(0, ValueError), ("3", TypeError)]:
+        with pytest.raises(error, match="lines_per_document"):
+            load_stdlib_corpus(10, lines_per_document=bad)

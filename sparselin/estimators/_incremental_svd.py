@@ -6,7 +6,6 @@ from numbers import Integral
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -17,11 +16,30 @@ from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
-from ..linalg._dense import flip_signs
-from ..linalg._svd_update import _append_columns, _reorthogonalize_left
+from .._array import is_cupy_array, is_sparse, namespace
+from .._validation import check_random_state
+from ..linalg._svd_update import _max_abs, _svd_update_core
 from ._base import ComponentsTransformerMixin
 
 __all__ = ["IncrementalSVD"]
+
+# Default rows per update in fit(), measured (2-core machine shared with other jobs, one
+# BLAS thread, best of 2; 50 components, n_oversamples=10 (the default then), so 60 tracked
+# directions):
+# - sparse, TF-IDF of 12000 12-line chunks of the standard library's sources (15679
+#   features, 341k non-zeros); TruncatedSVD on the whole matrix 1.36 s, energy 0.998:
+#       batch rows      300     600     1200    2000    4000
+#       time (s)        17.5    8.7     5.3     7.2     13.3
+#       energy kept     0.972   0.982   0.990   0.988   0.988
+#   Narrow batches pay the fixed cost of each update (m x k products) and truncate more
+#   often; wide ones pay the c x c row-side Gram matrix and compress a larger remainder into
+#   the same sketch. 20 rows per tracked direction (1200 here) is the best of both.
+# - dense, 8000 x 1000: 300 rows 9.2 s, 1200 6.5 s, 2400 5.2 s, 5000 4.2 s (all keep the
+#   energy): dense batches are views of X and their cost per row falls with width, so the
+#   rule is IncrementalPCA's (5 * n_features), never below the sparse one.
+_ROWS_PER_DIRECTION = 20
+# Rank of the randomized compression of a wide batch, relative to the tracked rank.
+_SKETCH_FACTOR = 2
 
 
 class IncrementalSVD(
@@ -29,26 +47,44 @@ class IncrementalSVD(
 ):
     """Truncated SVD of a matrix whose rows (samples) arrive in batches.
 
-    Each :meth:`partial_fit` applies Brand's update (:func:`sparselin.svd_update`) to the
-    right singular vectors and singular values; the left vectors, which grow with the number
-    of samples, are not kept, so memory is ``O(n_components * n_features)`` however long the
-    stream. Every ``reorthogonalize_every`` updates the basis is re-orthonormalised, so it
-    stays orthonormal to working precision over thousands of updates. Unlike
+    Each :meth:`partial_fit` updates the right singular vectors and singular values with the
+    core of :func:`sparselin.svd_update`; the left vectors, which grow with the number of
+    samples, are not kept, so memory is ``O(n_components * n_features)`` however long the
+    stream. A batch's part inside the tracked basis is taken exactly; when a batch has more
+    than four times as many rows as the tracked rank ``n_components + n_oversamples``, its
+    part outside the basis is compressed first to a randomized approximation of twice that
+    rank — for a sparse batch from the batch's own Gram matrix (rows x rows, one sparse
+    product), for a dense one by a block Krylov sketch — so sparse batches stay sparse and a
+    batch of thousands of rows costs little more than a few products with it. Every
+    ``reorthogonalize_every`` updates the basis is re-orthonormalised, so it stays
+    orthonormal to working precision over thousands of updates. Unlike
     :class:`sklearn.decomposition.IncrementalPCA` the data are not centred (this is to
-    ``TruncatedSVD`` what ``IncrementalPCA`` is to ``PCA``).
+    ``TruncatedSVD`` what ``IncrementalPCA`` is to ``PCA``). NumPy and CuPy data are both
+    accepted by :meth:`fit` and :meth:`partial_fit`; the fitted attributes live on the
+    data's device.
 
     Parameters
     ----------
     n_components : int, default=2
         Rank kept, at most ``n_features``.
     batch_size : int, optional
-        Rows per update in :meth:`fit`; default ``5 * n_features`` (as ``IncrementalPCA``).
-    n_oversamples : int, default=10
+        Rows per update in :meth:`fit`. Default, chosen by measurement (see the comment at
+        ``_ROWS_PER_DIRECTION`` in the source): ``20 * (n_components + n_oversamples)``
+        for sparse X, and at least ``5 * n_features`` (as ``IncrementalPCA``) for dense X.
+    n_oversamples : int, default=20
         Extra directions tracked beyond ``n_components``. Each update truncates the SVD and
-        discards its tail; tracking a few more directions than are reported keeps that loss
-        away from the reported ones (the same reason randomized SVD oversamples).
+        discards its tail; tracking more directions than are reported keeps that loss away
+        from the reported ones (the same reason randomized SVD oversamples). Measured on
+        TF-IDF of source code (12000 x 15679, 50 components, 10 batches): 10 keeps 98.997%
+        of the optimal energy, 20 keeps 99.18% for 30% more time, 30 keeps 99.3%.
     reorthogonalize_every : int, default=100
         Re-orthonormalise the basis after this many updates (0 never).
+    n_iter : int, default=2
+        Power iterations of the randomized compression of wide batches: more come closer
+        to the exact update. A dense batch is read twice more per iteration; a sparse one
+        not at all (its iterations, twice as many, run on its small Gram matrix).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the Gaussian test matrices of the batch compression.
 
     Attributes
     ----------
@@ -86,6 +122,8 @@ class IncrementalSVD(
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_oversamples": [Interval(Integral, 0, None, closed="left")],
         "reorthogonalize_every": [Interval(Integral, 0, None, closed="left")],
+        "n_iter": [Interval(Integral, 0, None, closed="left")],
+        "random_state": ["random_state"],
     }
 
     def __init__(
@@ -93,40 +131,82 @@ class IncrementalSVD(
         n_components: int = 2,
         *,
         batch_size: int | None = None,
-        n_oversamples: int = 10,
+        n_oversamples: int = 20,
         reorthogonalize_every: int = 100,
+        n_iter: int = 2,
+        random_state: Any = None,
     ) -> None:
         self.n_components = n_components
         self.batch_size = batch_size
         self.n_oversamples = n_oversamples
         self.reorthogonalize_every = reorthogonalize_every
+        self.n_iter = n_iter
+        self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> IncrementalSVD:
-        """Fit on X by streaming it in batches of ``batch_size`` rows (state is reset)."""
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=True
-        )
+        """Fit on X by streaming it in batches of ``batch_size`` rows (state is reset).
+
+        Returns
+        -------
+        self : IncrementalSVD
+        """
+        X = self._validate(X, reset=True)
         self._reset()
-        n_samples, n_features = X.shape
-        batch = self.batch_size or 5 * n_features
-        for rows in gen_batches(n_samples, batch, min_batch_size=1):
+        batch = self.batch_size
+        if batch is None:
+            batch = _ROWS_PER_DIRECTION * (self.n_components + self.n_oversamples)
+            if not is_sparse(X):
+                batch = max(batch, 5 * X.shape[1])
+        for rows in gen_batches(X.shape[0], batch, min_batch_size=1):
             self._update(X[rows])
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X: Any, y: Any = None) -> IncrementalSVD:
-        """Append the rows of X (array-like or sparse) to the data and update the SVD."""
+        """Append the rows of X (array-like or sparse) to the data and update the SVD.
+
+        Returns
+        -------
+        self : IncrementalSVD
+        """
         first = not hasattr(self, "components_")
-        X = validate_data(
-            self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=first
-        )
+        X = self._validate(X, reset=first)
         if first:
             self._reset()
-        elif X.dtype != self.components_.dtype:
-            X = X.astype(np.result_type(X.dtype, self.components_.dtype))
+        elif X.dtype != self._V.dtype:
+            X = X.astype(np.result_type(X.dtype, self._V.dtype))
         self._update(X)
         return self
+
+    def _validate(self, X: Any, reset: bool) -> Any:
+        if not is_cupy_array(X):
+            X = validate_data(
+                self, X, accept_sparse=["csr", "csc"], dtype=[np.float64, np.float32], reset=reset
+            )
+            if is_sparse(X) and not X.has_canonical_format:
+                # Duplicate entries mean their sum; the update's norms read X.data.
+                X = X.copy()
+                X.sum_duplicates()
+            return X
+        # Device data: scikit-learn's checks would copy it to the host, so the same checks
+        # are made here, on the device.
+        if X.ndim != 2 or 0 in X.shape:
+            raise ValueError(f"X must be a non-empty 2-D array, got shape {X.shape}")
+        if X.dtype not in (np.float32, np.float64):
+            if X.dtype.kind not in "biuf":
+                raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+            X = X.astype(np.float64)
+        if not np.isfinite(_max_abs(X, namespace(X))):
+            raise ValueError("Input X contains NaN or infinity.")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but IncrementalSVD is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
 
     def _reset(self) -> None:
         for attr in ("components_", "singular_values_", "n_components_", "_V", "_s"):
@@ -134,6 +214,7 @@ class IncrementalSVD(
                 delattr(self, attr)
         self.n_samples_seen_ = 0
         self._n_updates = 0
+        self._rng = check_random_state(self.random_state)
 
     def _update(self, X: Any) -> None:
         n_features = X.shape[1]
@@ -141,30 +222,31 @@ class IncrementalSVD(
             raise ValueError(
                 f"n_components={self.n_components} must be <= n_features={n_features}"
             )
-        dense = X.toarray() if sp.issparse(X) else np.asarray(X)
-        tracked = self.n_components + self.n_oversamples
+        xp = namespace(X)
         if not hasattr(self, "_V"):
-            # First batch: its exact thin SVD (small: batch rows x features).
-            _, s, Vt = np.linalg.svd(dense, full_matrices=False)
-            k = min(tracked, s.shape[0])
-            V = np.ascontiguousarray(Vt[:k].T)
-            V, _ = flip_signs(V, np.empty((k, 0), dtype=V.dtype), np)
-            s = s[:k]
-        else:
-            V, s = self._V, self._s
-            if self.reorthogonalize_every and self._n_updates % self.reorthogonalize_every == 0:
-                V, s = _reorthogonalize_left(V, s, np)
-            k = min(tracked, n_features, s.shape[0] + dense.shape[0])
-            # Rows of X are new columns of X^T = V diag(s) U^T: update the V side only.
-            V, s, _ = _append_columns(V, s, None, np.ascontiguousarray(dense.T), k, np, _t)
+            self._V = xp.zeros((n_features, 0), dtype=X.dtype)
+            self._s = xp.zeros(0, dtype=X.dtype)
+        every = self.reorthogonalize_every
+        # Rows of X are new columns of X^T = V diag(s) W^T: only the V side is tracked. The
+        # transpose of a CSR batch is a CSC view, so the batch is read as it is stored.
+        V, s, _ = _svd_update_core(
+            self._V,
+            self._s,
+            None,
+            X.T,
+            self.n_components + self.n_oversamples,
+            xp,
+            sketch=_SKETCH_FACTOR * (self.n_components + self.n_oversamples),
+            n_iter=self.n_iter,
+            random_state=self._rng,
+            reorthogonalize_first=bool(every)
+            and self._n_updates > 0
+            and not (self._n_updates % every),
+        )
         self._n_updates += 1
         self._V, self._s = V, s
         keep = min(self.n_components, s.shape[0])
-        self.components_ = np.ascontiguousarray(V[:, :keep].T)
+        self.components_ = xp.ascontiguousarray(V[:, :keep].T)
         self.singular_values_ = s[:keep].copy()
         self.n_components_ = keep
         self.n_samples_seen_ += X.shape[0]
-
-
-def _t(X: Any) -> Any:
-    return X.T

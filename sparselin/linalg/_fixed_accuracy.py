@@ -7,12 +7,12 @@ from typing import Any
 
 import numpy as np
 
+from .._array import conj_t
 from ._dense import (
     gaussian,
     orth,
-    orth_against,
 )
-from ._iterations import ritz_factors, ritz_svd
+from ._iterations import ENERGY_RESOLUTION, extend_basis, ritz_factors, ritz_svd
 from ._operator import Operator, explicit_residual2
 
 __all__ = ["fixed_accuracy"]
@@ -49,16 +49,17 @@ def fixed_accuracy(
     tol2 = tol * tol
     eps = float(np.finfo(op.dtype).eps)
     # The identity's rounding error is a few eps * ||A||^2 per block; trust it well above.
-    identity_ok = tol2 > 1e3 * eps or op.kind == "operator"
+    identity_ok = tol2 > ENERGY_RESOLUTION * eps or op.kind == "operator"
     captured = 0.0
     resid = 0.0
     total = norm2 or 0.0
     decided = False
     chosen: tuple | None = None  # (rank, factors) when the loop already factored the final B
     cap = r_max if k_max is None else min(r_max, k_max + block)
+    exhausted = False  # the basis holds A's range (or row space) to working precision
 
     def rank_for(resid: float, total: float) -> tuple[int, tuple]:
-        factors = ritz_factors(op, B.conj().T if op.complex else B.T)
+        factors = ritz_factors(op, conj_t(B))
         sv = factors[2].astype(np.float64)
         # err^2(r) = resid + sum_{j>r} s_j^2: a sum of small terms, no cancellation.
         tails = xp.concatenate([xp.cumsum(sv[::-1] ** 2)[::-1], xp.zeros(1)])
@@ -82,19 +83,24 @@ def fixed_accuracy(
             if resid <= tol2 * total:
                 decided = True
                 break
-        QH = Q.conj().T if op.complex else Q.T
+        QH = conj_t(Q)
         for _ in range(p):
             Qi = orth(Y, xp)
             Z = op.rmm(Qi)
             if d:
-                Z = Z - (B.conj().T if op.complex else B.T) @ (QH @ Qi)
+                Z = Z - conj_t(B) @ (QH @ Qi)
             Pi = orth(Z, xp)
             Y = op.mm(Pi)
             if d:
                 Y = Y - Q @ (B @ Pi)
-        Qi = orth_against(Y, Q, xp)
+        # What the block adds beyond span(Q): once Q reaches the rank of A, the remainder is
+        # rounding noise, whose directions lie in span(Q) and are dropped.
+        Qi = extend_basis(Y, Q, xp)
+        if not Qi.shape[1]:
+            exhausted = True
+            break
         Bi = op.rmm(Qi)
-        Bi = Bi.conj().T if op.complex else Bi.T
+        Bi = conj_t(Bi)
         Q = xp.concatenate([Q, Qi], axis=1)
         B = xp.concatenate([B, Bi], axis=0)
         captured += float(xp.vdot(Bi, Bi).real)
@@ -122,8 +128,26 @@ def fixed_accuracy(
             Y = op.mm(Omega) - Q @ (B @ Omega)
             resid = float(xp.vdot(Y, Y).real) / b
             total = captured + resid
-        elif Q.shape[1] >= r_max:
-            resid = 0.0
+        elif Q.shape[1] >= r_max or exhausted:
+            # Q spans A's range to working precision: what is left is rounding.
+            if norm2 is not None and op.kind != "operator":
+                resid = explicit_residual2(op, Q, B)
+                captured = norm2 - resid
+            else:
+                resid = 0.0
+    if norm2 is None:
+        # An operator's norm is what the basis captured plus the residual estimate; set here
+        # too for a basis that filled the rank in one block, where no round estimated it
+        # (the total stayed 0 and the error was reported as 0.0 where it was 0.46).
+        total = captured + resid
+    if not Q.shape[1]:
+        # A is zero (to working precision): every rank meets tol; return rank 1, s = 0.
+        real = np.finfo(op.dtype).dtype
+        U = xp.zeros((m, 1), dtype=op.dtype)
+        Vt = xp.zeros((1, n), dtype=op.dtype)
+        U[0, 0] = 1
+        Vt[0, 0] = 1
+        return U, xp.zeros(1, dtype=real), Vt, 0.0, True
     rank, factors = chosen if chosen is not None else rank_for(resid, total)
     sv = factors[2]
     rank = min(rank, int(sv.shape[0]))

@@ -1,10 +1,16 @@
-"""Truncated SVD: the public function, its validation, and the dispatch to the engines."""
+"""Truncated SVD: the public function, its one validator, and the private core.
+
+``truncated_svd`` validates everything once (``_iv``, as SciPy's ``svds`` does) and calls
+``_truncated_svd_core``, which trusts its arguments: estimators and other families (robust
+PCA, the concatenated SVD) call the core directly in their inner loops.
+"""
 
 from __future__ import annotations
 
 import math
+import types
 import warnings
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -14,15 +20,17 @@ from .._validation import (
     check_matrix,
     check_random_state,
     check_real,
+    squared_norm,
 )
-from ._dense import flip_signs
+from ._dense import flip_signs, gaussian
 from ._fixed_accuracy import fixed_accuracy
-from ._iterations import fixed_rank, lanczos
+from ._iterations import ENERGY_RESOLUTION, TOL_FLOOR, ZERO_CUTOFF, fixed_rank, lanczos
 from ._operator import (
     Operator,
     explicit_residual2,
     norm_and_sketch_copy,
     safe_scale,
+    scale_halves,
     sketch_operator,
 )
 
@@ -178,6 +186,74 @@ def truncated_svd(
     >>> len(s), bool(err <= 1e-3)
     (31, True)
     """
+    p = _iv(
+        A,
+        k,
+        tol,
+        n_oversamples,
+        n_iter,
+        method,
+        random_state,
+        return_error,
+        power_iteration_normalizer,
+        sketch_dtype,
+        solver_tol,
+    )
+    U, s, Vt, rel = _truncated_svd_core(
+        p.A,
+        p.k,
+        tol=p.tol,
+        n_oversamples=p.n_oversamples,
+        n_iter=p.n_iter,
+        method=p.method,
+        rng=p.rng,
+        normalizer=p.normalizer,
+        sketch_dtype=p.sketch_dtype,
+        solver_tol=p.solver_tol,
+        kind=p.kind,
+        norm2=p.norm2,
+        low_copy=p.low_copy,
+        want_error=p.return_error,
+        stacklevel=3,
+    )
+    if return_error:
+        return U, s, Vt, rel
+    return U, s, Vt
+
+
+class _Checked(NamedTuple):
+    """The arguments of :func:`truncated_svd` once validated (see :func:`_iv`)."""
+
+    A: Any
+    kind: str
+    norm2: float | None
+    low_copy: Any
+    k: int | None
+    tol: float | None
+    n_oversamples: int
+    n_iter: int | None
+    method: str
+    rng: Any
+    return_error: bool
+    normalizer: str
+    sketch_dtype: Any
+    solver_tol: float
+
+
+def _iv(
+    A: Any,
+    k: Any,
+    tol: Any,
+    n_oversamples: Any,
+    n_iter: Any,
+    method: Any,
+    random_state: Any,
+    return_error: Any,
+    power_iteration_normalizer: Any,
+    sketch_dtype: Any,
+    solver_tol: Any,
+) -> _Checked:
+    """Validate every argument of :func:`truncated_svd` (the one place that does)."""
     # The default fixed-rank method sketches large float64 input in float32: the copy for
     # that is made in the same pass over A as the norm and the NaN check.
     fused = isinstance(sketch_dtype, str) and sketch_dtype == "auto"
@@ -201,9 +277,12 @@ def truncated_svd(
         iters: int | None = None
     else:
         iters = check_int(n_iter, "n_iter", low=0)
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if power_iteration_normalizer not in _NORMALIZERS:
+    if (
+        not isinstance(power_iteration_normalizer, str)
+        or power_iteration_normalizer not in _NORMALIZERS
+    ):
         raise ValueError(
             f"power_iteration_normalizer must be one of {_NORMALIZERS}, "
             f"got {power_iteration_normalizer!r}"
@@ -214,36 +293,93 @@ def truncated_svd(
     if tol is not None and method == "lanczos":
         raise ValueError("tol (fixed accuracy) needs method 'randomized' or 'block_krylov'")
     rng = check_random_state(random_state)
+    # Only the option is checked here; the copy itself is made (or not) by the core.
+    sketch_operator(Operator(A, kind, namespace(A)), sketch_dtype, check_only=True)
+    return _Checked(
+        A,
+        kind,
+        norm2,
+        low_copy,
+        k,
+        tol,
+        n_oversamples,
+        iters,
+        method,
+        rng,
+        bool(return_error),
+        power_iteration_normalizer,
+        sketch_dtype,
+        solver_tol,
+    )
 
+
+def _truncated_svd_core(
+    A: Any,
+    k: int | None,
+    *,
+    tol: float | None = None,
+    n_oversamples: int = 10,
+    n_iter: int | None = None,
+    method: str = "randomized",
+    rng: Any,
+    normalizer: str = "auto",
+    sketch_dtype: Any = "auto",
+    solver_tol: float = 0.0,
+    kind: str,
+    norm2: float | None = None,
+    low_copy: Any = None,
+    want_error: bool = False,
+    stacklevel: int = 2,
+) -> tuple[Any, Any, Any, float]:
+    """Truncated SVD of an already validated ``A``; returns ``U, s, Vt, rel``.
+
+    No argument is checked. ``A`` is what :func:`sparselin._validation.check_matrix`
+    returns (a float/complex dense array, a canonical CSR/CSC matrix, or a checked
+    LinearOperator) and ``kind`` its kind; ``k``/``tol`` as in :func:`truncated_svd` (at
+    least one given, ``k <= min(m, n)``); ``n_iter=None`` means "auto"; ``rng`` a NumPy
+    Generator or RandomState. ``norm2`` is ``||A||_F^2`` when the caller has it (computed
+    here otherwise, except for an operator); ``low_copy`` a single-precision copy of a dense
+    ``A`` made while computing it. ``rel`` is the relative Frobenius error, ``nan`` where it
+    is unknown (fixed rank on an operator), measured on the entries of A when ``want_error``
+    and the energy identity cannot resolve it. ``stacklevel`` places the warnings at the
+    public caller.
+    """
     xp = namespace(A)  # a cupyx LinearOperator counts as CuPy
-    scale, norm2 = safe_scale(A, kind, xp, norm2)
+    if norm2 is None and kind == "dense":
+        norm2 = squared_norm(A)
+    elif norm2 is None and kind == "sparse":
+        norm2 = squared_norm(A.data) if A.data.size else 0.0
+    if kind == "operator":
+        scale = _operator_scale(A, xp)
+    else:
+        scale, norm2 = safe_scale(A, kind, xp, norm2)
     op = Operator(A, kind, xp, scale)
     op.low_precision_copy = low_copy
-    sketch_operator(op, sketch_dtype, check_only=True)
     real_dtype = np.finfo(op.dtype).dtype
+    eps = float(np.finfo(op.dtype).eps)
 
     if tol is not None:
-        floor = 30.0 * float(np.finfo(op.dtype).eps)
+        floor = TOL_FLOOR * eps
         if tol < floor:
             warnings.warn(
                 f"tol={tol:g} is below what {op.dtype} factors can represent (about "
                 f"{floor:.1g} relative error); the result is as accurate as {op.dtype} allows",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
-        U, s, Vt, rel, met = fixed_accuracy(op, tol, k, iters, rng, norm2)
+        U, s, Vt, rel, met = fixed_accuracy(op, tol, k, n_iter, rng, norm2)
         if not met and (k is not None or tol >= floor):
             warnings.warn(
                 f"tol={tol} cannot be met with rank <= {k}; returning rank {s.shape[0]} with "
                 f"relative error {rel:.3g}",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=stacklevel,
             )
+        # For an operator, rel is fixed_accuracy's estimate from Gaussian probes.
+        err2 = None if norm2 is None else rel * rel * norm2
     else:
         assert k is not None
-        result = None
-        if method == "lanczos":
-            result = lanczos(op, k, rng, solver_tol)
+        result = lanczos(op, k, rng, solver_tol) if method == "lanczos" else None
         if result is not None:
             U, s, Vt = result
         else:
@@ -251,33 +387,83 @@ def truncated_svd(
                 op,
                 k,
                 n_oversamples,
-                iters,
+                n_iter,
                 "block_krylov" if method == "lanczos" else method,
                 rng,
                 norm2,
-                power_iteration_normalizer,
+                normalizer,
                 sketch_dtype,
             )
-        rel = float("nan")
+        err2 = None
         if norm2 is not None:
             err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
-            if return_error and err2 <= 1e3 * float(np.finfo(op.dtype).eps) * norm2:
-                # Below the energy identity's resolution: measure on the entries instead.
-                err2 = explicit_residual2(op, U * s[None, :].astype(U.dtype), Vt)
-            rel = math.sqrt(err2 / norm2) if norm2 > 0 else 0.0
+    if want_error and err2 is not None and err2 <= ENERGY_RESOLUTION * eps * norm2:
+        # Below the energy identity's resolution: measure on the entries instead.
+        err2 = explicit_residual2(op, U * s[None, :].astype(U.dtype), Vt)
+    if err2 is not None:
+        rel = math.sqrt(err2 / norm2) if norm2 else 0.0
+    elif tol is None:
+        rel = float("nan")
 
-    if scale != 1.0:
-        s = s / real_dtype.type(scale)
-    s = s.astype(real_dtype, copy=False)
-    if s.shape[0]:
-        # Missing directions of a rank-deficient matrix come out at about eps * s[0] / 2
-        # (measured on all dtypes and methods); a factor of 10 above that is zero, while
-        # genuine small values, which single precision resolves down to ~eps * s[0], stay.
-        cutoff = float(s[0]) * 10.0 * np.finfo(real_dtype).eps
+    s = _unscale(s.astype(real_dtype, copy=False), scale, xp, stacklevel + 1)
+    if s.shape[0] and math.isfinite(float(s[0])):
+        # In Python floats: float32's s[0] * 10 overflows for matrices near 3e37, and an
+        # infinite cutoff zeroed every singular value.
+        cutoff = float(s[0]) * (ZERO_CUTOFF * eps)
         s = xp.where(s > cutoff, s, 0).astype(real_dtype)
     U = xp.ascontiguousarray(U.astype(op.dtype, copy=False))
     Vt = xp.ascontiguousarray(Vt.astype(op.dtype, copy=False))
     U, Vt = flip_signs(U, Vt, xp)
-    if return_error:
-        return U, s, Vt, rel
-    return U, s, Vt
+    return U, s, Vt, rel
+
+
+def _unscale(s: Any, scale: float, xp: types.ModuleType, stacklevel: int = 2) -> Any:
+    """Singular values of ``scale * A`` back in A's units (two exact steps, see scale_halves).
+
+    A value beyond the dtype's range (a float32 matrix with entries near 3e38 can have
+    larger singular values) becomes inf, with a warning rather than silently.
+    """
+    if scale == 1.0:
+        return s
+    pre, post = scale_halves(scale)
+    with np.errstate(over="ignore"):
+        s = s / s.dtype.type(pre) / s.dtype.type(post)
+    if s.shape[0] and not bool(xp.isfinite(s).all()):
+        warnings.warn(
+            f"singular values of A exceed the range of {s.dtype}; they are returned as inf",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+    return s
+
+
+# Operator entries this far (in powers of two) inside the dtype's exponent range keep the
+# Gram matrices of the sketches, which hold squares of A's scale times m * n, in range.
+_OPERATOR_MARGIN = 24
+
+
+def _operator_scale(A: Any, xp: types.ModuleType) -> float:
+    """A power of two bringing a LinearOperator's scale near 1 when its squares are at risk.
+
+    An operator's entries are unknown, so one product with a fixed Gaussian vector reads
+    their magnitude. Energies of an operator near 1e-170 underflowed to zero otherwise and
+    fixed accuracy reported an error of 0.0 where it was 0.92.
+    """
+    m, n = A.shape
+    dtype = np.dtype(A.dtype)
+    info = np.finfo(dtype)
+    x = gaussian(np.random.default_rng(0), (n, 1), dtype, xp)
+    y = A.matvec(x[:, 0])  # a vector, not a block: no extra pass in the pass counts
+    amax = max(
+        float(xp.abs(y.real).max()),
+        float(xp.abs(y.imag).max()) if dtype.kind == "c" else 0.0,
+    )
+    if amax == 0.0:
+        return 1.0
+    e = int(np.frexp(amax)[1])
+    size = int(math.log2(m * n + 1)) // 2
+    low = info.minexp // 2 + _OPERATOR_MARGIN + size
+    high = info.maxexp // 2 - _OPERATOR_MARGIN - size
+    if low <= e <= high:
+        return 1.0
+    return float(np.ldexp(1.0, max(-e, -1022)))

@@ -1,4 +1,4 @@
-"""svd_update (Brand) and IncrementalSVD against batch SVDs."""
+"""svd_update (Brand) against the SVD of the concatenation, computed independently."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sparselin import IncrementalSVD, svd_update, truncated_svd
+from sparselin import svd_update, truncated_svd
 from sparselin.datasets import make_low_rank_matrix
+from sparselin.linalg._svd_update import _svd_update_core
 
 DTYPES = [np.float32, np.float64, np.complex64, np.complex128]
 
@@ -21,6 +22,37 @@ def thin_svd(A, k):
 
 def tol_of(dtype):
     return 2e-4 if np.dtype(dtype) in (np.float32, np.complex64) else 1e-10
+
+
+def orth_error(Q):
+    """max |Q^H Q - I| in float64/complex128 (Q with orthonormal columns)."""
+    Q = Q.astype(np.complex128 if Q.dtype.kind == "c" else np.float64)
+    return float(np.abs(Q.conj().T @ Q - np.eye(Q.shape[1])).max())
+
+
+def random(rng, shape, dtype):
+    X = rng.standard_normal(shape)
+    if np.dtype(dtype).kind == "c":
+        X = X + 1j * rng.standard_normal(shape)
+    return X.astype(dtype)
+
+
+def check_exact(U2, s2, Vt2, full, k, dtype):
+    """The update equals the top-k SVD of ``full`` and both factors are orthonormal."""
+    ref = np.linalg.svd(full.astype(np.complex128 if full.dtype.kind == "c" else np.float64))
+    s_ref = ref.S[:k]
+    scale = max(float(s_ref[0]) if s_ref.size else 0.0, np.finfo(np.float64).tiny)
+    tol = 50 * tol_of(dtype)
+    assert U2.shape[1] == s2.shape[0] == Vt2.shape[0] == k
+    assert U2.dtype == Vt2.dtype == dtype and s2.dtype == np.finfo(dtype).dtype
+    np.testing.assert_allclose(s2 / scale, s_ref / scale, atol=tol)
+    assert np.all(np.diff(s2) <= tol * scale)
+    assert orth_error(U2) <= tol
+    assert orth_error(Vt2.conj().T) <= tol
+    rec = (U2.astype(full.dtype) * s2.astype(full.dtype)) @ Vt2.astype(full.dtype)
+    err = np.linalg.norm((full - rec) / scale)
+    opt = np.sqrt(np.sum((ref.S[k:] / scale) ** 2))
+    assert err <= opt + tol * np.sqrt(k)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -66,8 +98,24 @@ def test_one_dimensional_and_sparse_blocks():
     U, s, Vt = thin_svd(A[:, :10], 10)
     U1, s1, Vt1 = svd_update(U, s, Vt, A[:, 10], axis=1, k=11)
     assert Vt1.shape == (11, 11)
-    U2, s2, Vt2 = svd_update(U, s, Vt, sp.csr_matrix(A[:, 10:]), axis=1, k=25)
-    np.testing.assert_allclose(s2, np.linalg.svd(A, compute_uv=False)[:25], rtol=1e-8)
+    for fmt in ("csr", "csc", "coo", "lil", "dok", "bsr"):
+        C = sp.csr_matrix(A[:, 10:]).asformat(fmt)
+        U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=1, k=25)
+        np.testing.assert_allclose(s2, np.linalg.svd(A, compute_uv=False)[:25], rtol=1e-8)
+
+
+def test_sparse_duplicates_are_summed():
+    # A COO block with duplicate entries means their sum; the input is left as it was.
+    A = make_low_rank_matrix(30, 20, decay=0.8, random_state=3)
+    U, s, Vt = thin_svd(A, 20)
+    rows = np.array([0, 0, 5, 5, 7])
+    cols = np.array([0, 0, 1, 1, 2])
+    vals = np.array([1.0, 2.0, 1e300, -1e300, 4.0])
+    C = sp.coo_matrix((vals, (rows, cols)), shape=(30, 3))
+    before = C.data.copy()
+    U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=1, k=23)
+    np.testing.assert_array_equal(C.data, before)
+    check_exact(U2, s2, Vt2, np.concatenate([A, C.toarray()], axis=1), 23, np.float64)
 
 
 def test_growing_rank_beyond_rows():
@@ -76,6 +124,7 @@ def test_growing_rank_beyond_rows():
     U, s, Vt = thin_svd(A[:, :8], 8)
     U2, s2, Vt2 = svd_update(U, s, Vt, A[:, 8:], axis=1, k=10)
     np.testing.assert_allclose((U2 * s2) @ Vt2, A, atol=1e-10)
+    assert orth_error(U2) < 1e-12 and orth_error(Vt2.T) < 1e-12
 
 
 def test_orthogonality_after_2000_updates():
@@ -90,46 +139,151 @@ def test_orthogonality_after_2000_updates():
     assert np.linalg.norm(Vt @ Vt.T - np.eye(k)) <= 1e-10
 
 
-def test_incremental_estimator_orthogonality_2000_batches():
-    rng = np.random.default_rng(5)
-    n_features, k = 150, 12
-    basis = rng.standard_normal((20, n_features))
-    est = IncrementalSVD(n_components=k)
-    for _ in range(2000):
-        X = rng.standard_normal((3, 20)) @ basis + 1e-2 * rng.standard_normal((3, n_features))
-        est.partial_fit(X)
-    V = est.components_
-    assert np.linalg.norm(V @ V.T - np.eye(k)) <= 1e-10
-    assert est.n_samples_seen_ == 6000
+# --- columns that used to break the orthonormality of U (issue 15) --------------------------
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_incremental_estimator_matches_batch(dtype):
-    X, s_true = make_low_rank_matrix(
-        400, 60, decay=0.85, dtype=dtype, random_state=6, return_singular_values=True
-    )
-    est = IncrementalSVD(n_components=10, batch_size=37).fit(X)
-    s_ref = np.linalg.svd(X.astype(np.float64), compute_uv=False)[:10]
-    np.testing.assert_allclose(est.singular_values_, s_ref, rtol=max(1e-3, 100 * tol_of(dtype)))
-    assert est.components_.dtype == dtype
-    Z = est.transform(X)
-    err = np.linalg.norm(est.inverse_transform(Z) - X)
-    assert err <= 1.01 * np.sqrt(np.sum(s_true[10:] ** 2))
-    # Same sign rule as TruncatedSVD: largest entry of each component positive.
-    V = est.components_
-    assert np.all(V[np.arange(10), np.argmax(np.abs(V), axis=1)] > 0)
+def _degenerate_block(kind, A, U, c, rng, dtype):
+    m = A.shape[0]
+    if kind == "zero":
+        return np.zeros((m, c), dtype=dtype)
+    if kind == "tiny":
+        return random(rng, (m, c), dtype) * np.finfo(dtype).eps ** 2
+    if kind == "in-span":
+        return (U @ random(rng, (U.shape[1], c), dtype)).astype(dtype)
+    if kind == "duplicated":
+        return np.concatenate([A[:, :1]] * c, axis=1)
+    raise AssertionError(kind)
 
 
-def test_incremental_small_first_batch_grows_rank():
-    X = np.random.default_rng(7).standard_normal((50, 20))
-    est = IncrementalSVD(n_components=8)
-    est.partial_fit(X[:3])
-    assert est.n_components_ == 3
-    est.partial_fit(X[3:])
-    assert est.n_components_ == 8
-    np.testing.assert_allclose(
-        est.singular_values_, np.linalg.svd(X, compute_uv=False)[:8], rtol=0.05
-    )
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("kind", ["zero", "tiny", "in-span", "duplicated"])
+def test_degenerate_columns_keep_bases_orthonormal(dtype, axis, kind):
+    """Zero, tiny, in-span or repeated columns add (almost) no rank; asking for more rank
+    than the update has must give exact zeros and orthonormal completions, not vectors
+    normalised from rounding errors (which had orthonormality errors of order one)."""
+    rng = np.random.default_rng(10)
+    A = random(rng, (30, 10), dtype)
+    if axis == 0:
+        A = A.T.copy()
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    base = A if axis == 1 else A.conj().T
+    Ub = U if axis == 1 else Vt.conj().T
+    C = _degenerate_block(kind, base, Ub, 3, rng, dtype)
+    if axis == 0:
+        C = C.conj().T.copy()
+    full = np.concatenate([A, C], axis=axis)
+    U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=axis, k=13)
+    check_exact(U2, s2, Vt2, full, 13, dtype)
+
+
+def test_stream_of_zero_blocks_stays_orthonormal():
+    rng = np.random.default_rng(11)
+    A = rng.standard_normal((40, 5))
+    U, s, Vt = np.linalg.svd(A, full_matrices=False)
+    full = A
+    for j in range(30):
+        C = np.zeros((40, 2)) if j % 3 else 1e-9 * rng.standard_normal((40, 2))
+        U, s, Vt = svd_update(U, s, Vt, C, axis=1, k=12)
+        full = np.concatenate([full, C], axis=1)
+    check_exact(U, s, Vt, full, 12, np.float64)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("which", ["U", "Vt"])
+def test_non_orthonormal_basis_is_refused(dtype, which):
+    rng = np.random.default_rng(12)
+    A = random(rng, (25, 15), dtype)
+    U, s, Vt = thin_svd(A, 6)
+    bad = {"U": U, "Vt": Vt}
+    bad[which] = bad[which] * 1.01  # 2% off in the Gram matrix
+    C = random(rng, (25, 2), dtype)
+    args = [bad["U"], s, bad["Vt"], C]
+    before = [x.copy() for x in args]
+    with pytest.raises(ValueError, match=rf"{which} must have orthonormal.*reorthogonalize_first"):
+        svd_update(*args, axis=1)
+    for b, a in zip(before, args, strict=True):
+        np.testing.assert_array_equal(b, a)
+    # With reorthogonalize_first the same factors are accepted: the result is the SVD of
+    # the product they represent, concatenated with C.
+    U2, s2, Vt2 = svd_update(*args, axis=1, k=8, reorthogonalize_first=True)
+    full = np.concatenate([(bad["U"] * s.astype(dtype)) @ bad["Vt"], C], axis=1)
+    check_exact(U2, s2, Vt2, full, 8, dtype)
+
+
+def test_drifted_basis_within_tolerance_is_accepted():
+    # A basis off by far less than sqrt(eps) (the drift of long streams) passes the check.
+    A = np.random.default_rng(13).standard_normal((30, 10))
+    U, s, Vt = thin_svd(A, 10)
+    U = U * (1 + 1e-11)
+    svd_update(U, s, Vt, np.ones((30, 1)), axis=1)
+
+
+@pytest.mark.parametrize("bad", [-1.0, np.nan])
+def test_bad_singular_values(bad):
+    U, s, Vt = thin_svd(np.random.default_rng(14).standard_normal((8, 6)), 4)
+    s = s.copy()
+    s[-1] = bad
+    with pytest.raises(ValueError, match="s "):
+        svd_update(U, s, Vt, np.ones((8, 1)))
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")  # np.matrix itself warns
+def test_masked_and_matrix_inputs():
+    A = np.random.default_rng(15).standard_normal((12, 6))
+    U, s, Vt = thin_svd(A, 6)
+    with pytest.raises(TypeError, match="masked"):
+        svd_update(U, s, Vt, np.ma.masked_array(np.ones((12, 1))))
+    U2, s2, Vt2 = svd_update(np.asmatrix(U), s, Vt, np.asmatrix(np.ones((12, 1))), k=7)
+    check_exact(U2, s2, Vt2, np.concatenate([A, np.ones((12, 1))], axis=1), 7, np.float64)
+
+
+# --- property tests --------------------------------------------------------------------------
+
+KINDS = ["random", "zero", "tiny", "in-span", "duplicated", "scaled-up", "scaled-down"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    m=st.integers(2, 18),
+    n=st.integers(1, 14),
+    c=st.integers(1, 6),
+    rank=st.integers(1, 8),
+    axis=st.sampled_from([0, 1]),
+    dtype=st.sampled_from(DTYPES),
+    kind=st.sampled_from(KINDS),
+    sparse=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_property_update_is_the_svd_of_the_concatenation(
+    m, n, c, rank, axis, dtype, kind, sparse, seed
+):
+    """Whenever k covers the rank, the update is the SVD of [A, C] (or [A; C])."""
+    rng = np.random.default_rng(seed)
+    rank = min(rank, m, n)
+    A = (random(rng, (m, rank), dtype) @ random(rng, (rank, n), dtype)).astype(dtype)
+    U, s, Vt = thin_svd(A, rank)
+    # Work in "columns appended" coordinates, then transpose for axis=0.
+    base, Ub = (A, U) if axis == 1 else (A.conj().T, Vt.conj().T)
+    mm = base.shape[0]
+    if kind == "random":
+        C = random(rng, (mm, c), dtype)
+    elif kind in ("scaled-up", "scaled-down"):
+        if np.dtype(dtype) not in (np.float64, np.complex128):
+            kind = "random"  # 1e+-150 is outside single precision's range
+        factor = {"scaled-up": 1e150, "scaled-down": 1e-150, "random": 1.0}[kind]
+        C = random(rng, (mm, c), dtype) * factor
+    else:
+        C = _degenerate_block(kind, base, Ub, c, rng, dtype)
+    if axis == 0:
+        C = C.conj().T.copy()
+    full = np.concatenate([A, C], axis=axis)
+    k = min(full.shape)
+    Cin = sp.csr_matrix(C) if sparse else C
+    U2, s2, Vt2 = svd_update(U, s, Vt, Cin, axis=axis, k=k)
+    # k is clipped to r + c as well: beyond that the update cannot hold more.
+    k_out = min(k, rank + c)
+    check_exact(U2, s2, Vt2, full, k_out, dtype)
 
 
 @settings(max_examples=30, deadline=None)
@@ -178,9 +332,7 @@ def test_gram_shortcut_and_explicit_remainder_agree_with_svd(dtype, inside, monk
     m, n, c = 80, 30, 6
     A = make_low_rank_matrix(m, n, decay=0.8, dtype=dtype, random_state=9)
     U, s, Vt = np.linalg.svd(A, full_matrices=False)
-    noise = rng.standard_normal((m, c)).astype(dtype)
-    if np.dtype(dtype).kind == "c":
-        noise = noise + 1j * rng.standard_normal((m, c)).astype(dtype)
+    noise = random(rng, (m, c), dtype)
     # Columns with a share `inside` of their energy in span(U).
     inner = U @ (U.conj().T @ noise)
     outer = noise - inner
@@ -193,10 +345,71 @@ def test_gram_shortcut_and_explicit_remainder_agree_with_svd(dtype, inside, monk
     monkeypatch.setattr(mod, "_gram_path", lambda *a: used.append(r := original(*a)) or r)
     U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=1, k=n + c)
     assert (used[0] is not None) == (inside == 0.0)
-    full = np.concatenate([A, C], axis=1)
-    tol = tol_of(dtype)
-    np.testing.assert_allclose((U2 * s2) @ Vt2, full, atol=50 * tol)
-    np.testing.assert_allclose(s2, np.linalg.svd(full, compute_uv=False), atol=50 * tol)
-    eye = np.eye(n + c)
-    assert np.linalg.norm(U2.conj().T @ U2 - eye) <= 50 * tol
-    assert np.linalg.norm(Vt2 @ Vt2.conj().T - eye) <= 50 * tol
+    check_exact(U2, s2, Vt2, np.concatenate([A, C], axis=1), n + c, dtype)
+
+
+# --- sparse blocks stay sparse ----------------------------------------------------------------
+
+
+def _forbid_densifying(monkeypatch, shape):
+    """Make densifying a sparse matrix of ``shape`` (either orientation) fail.
+
+    Small products (the c x c Gram matrix of the block) may still be made dense.
+    """
+
+    def boom(self, *args, **kwargs):
+        if self.shape in (shape, shape[::-1]):
+            raise AssertionError("a sparse block was densified")
+        return original[type(self)](self, *args, **kwargs)
+
+    original = {}
+    for cls in (sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array):
+        original[cls] = cls.toarray
+        monkeypatch.setattr(cls, "toarray", boom)
+        monkeypatch.setattr(cls, "todense", boom)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex64])
+def test_sparse_block_outside_span_is_never_densified(dtype, monkeypatch):
+    # Columns well outside span(U): the remainder's factor comes from Gram matrices, and
+    # the products with C are sparse products.
+    rng = np.random.default_rng(16)
+    A = random(rng, (200, 10), dtype)
+    U, s, Vt = thin_svd(A, 10)
+    C = sp.random(200, 5, density=0.2, random_state=1, format="csc", dtype=np.float64)
+    C = C.astype(dtype)
+    full = np.concatenate([A, C.toarray()], axis=1)
+    _forbid_densifying(monkeypatch, C.shape)
+    U2, s2, Vt2 = svd_update(U, s, Vt, C, axis=1, k=15)
+    monkeypatch.undo()
+    check_exact(U2, s2, Vt2, full, 15, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_sketched_core_is_exact_on_low_rank_sparse_blocks(dtype, monkeypatch):
+    """The compressed remainder (for wide blocks) is exact when the block's part outside
+    span(U) has rank within the sketch, and never densifies the block."""
+    rng = np.random.default_rng(17)
+    m, r, c = 300, 6, 400
+    A = random(rng, (m, r), dtype)
+    U, s, _ = thin_svd(A, r)
+    # A sparse block of rank 9: 3 directions inside span(U), 6 outside, sparse factors.
+    left = sp.random(m, 6, density=0.1, random_state=2, format="csr")
+    inner = U[:, :3]
+    coef = sp.random(9, c, density=0.3, random_state=3, format="csr")
+    C_dense = np.concatenate([left.toarray(), inner], axis=1).astype(dtype) @ coef.toarray()
+    C = sp.csc_matrix(C_dense.astype(dtype))
+    full = np.concatenate([A, C_dense], axis=1)
+    _forbid_densifying(monkeypatch, C.shape)
+    U2, s2, V2 = _svd_update_core(
+        U, s, None, C, 12, np, sketch=10, n_iter=1, random_state=np.random.default_rng(0)
+    )
+    monkeypatch.undo()
+    assert V2 is None
+    s_ref = np.linalg.svd(full.astype(np.complex128), compute_uv=False)[:12]
+    tol = 50 * tol_of(dtype)
+    np.testing.assert_allclose(s2, s_ref, atol=tol * s_ref[0])
+    assert orth_error(U2) <= tol
+    # The basis spans the concatenation's column space.
+    P = full - U2 @ (U2.conj().T @ full)
+    assert np.linalg.norm(P) <= tol * np.linalg.norm(full)

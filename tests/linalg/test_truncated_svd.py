@@ -473,3 +473,307 @@ def test_low_precision_sketch_of_values_beyond_its_range(dtype, scale, sketch_dt
     rtol = 1e-5 if method == "block_krylov" and sketch_dtype != "auto" else 1e-10
     np.testing.assert_allclose(s / scale, s_true[:8], rtol=rtol)
     assert frob_err(A, U, s / scale, Vt) <= 1.0001 * np.sqrt(np.sum(s_true[8:] ** 2))
+
+
+# --- Regressions: answers that were wrong without a word (issue 15, section 2) -------------
+
+
+def true_rel_err(A, U, s, Vt):
+    A = A.toarray() if sp.issparse(A) else np.asarray(A)
+    A = A.astype(np.complex128)
+    return np.linalg.norm(A - (U * s) @ Vt) / np.linalg.norm(A)
+
+
+def orth_err(U):
+    U = U.astype(np.complex128)
+    return np.abs(U.conj().T @ U - np.eye(U.shape[1])).max()
+
+
+@pytest.mark.parametrize("normalizer", ["LU", "none"])
+@pytest.mark.parametrize("n_iter", ["auto", 0, 2])
+def test_lu_and_none_normalizers_give_true_singular_values(normalizer, n_iter):
+    # The last pass read the LU factor (or the raw product) as an orthonormal basis: s[0]
+    # came out 32.9 where it is 9.29.
+    X = np.random.default_rng(0).standard_normal((30, 20))
+    s_true = np.linalg.svd(X, compute_uv=False)
+    U, s, Vt, err = truncated_svd(
+        X,
+        3,
+        power_iteration_normalizer=normalizer,
+        n_iter=n_iter,
+        random_state=0,
+        return_error=True,
+    )
+    assert np.all(s <= s_true[:3] * (1 + 1e-12))  # Ritz values never exceed the truth
+    np.testing.assert_allclose(s, s_true[:3], rtol=0.05)
+    assert orth_err(U) < 1e-12 and orth_err(Vt.T) < 1e-12
+    assert err == pytest.approx(true_rel_err(X, U, s, Vt), rel=1e-9)
+
+
+@pytest.mark.parametrize("normalizer", ["LU", "none"])
+def test_estimator_with_lu_and_none_normalizers(normalizer):
+    from sparselin import TruncatedSVD
+
+    X = np.random.default_rng(0).standard_normal((30, 20))
+    est = TruncatedSVD(3, power_iteration_normalizer=normalizer, random_state=0).fit(X)
+    s_true = np.linalg.svd(X, compute_uv=False)[:3]
+    np.testing.assert_allclose(est.singular_values_, s_true, rtol=0.05)
+    assert np.all(est.singular_values_ <= s_true * (1 + 1e-12))
+
+
+def test_none_normalizer_does_not_overflow():
+    # Without normalisation each pass multiplies the block by ~s[0]: 1e3^16 overflows.
+    X = np.random.default_rng(1).standard_normal((60, 40)) * 1e3
+    X = X.astype(np.float32)
+    s_true = np.linalg.svd(X.astype(np.float64), compute_uv=False)
+    U, s, Vt = truncated_svd(X, 2, power_iteration_normalizer="none", n_iter=8, random_state=0)
+    assert np.all(np.isfinite(s)) and np.all(np.isfinite(U))
+    np.testing.assert_allclose(s[0], s_true[0], rtol=1e-2)
+
+
+def test_fixed_accuracy_on_rank_deficient_sparse_patterns():
+    # About 4% of these matrices (rank 24 of 25, e.g. seeds 42 and 55) gave a non-orthonormal
+    # U and a reported error of 0.009 where the true one was 0.21: the basis growth
+    # normalised the rounding-level remainder left once it reached the rank.
+    for seed in [42, 55, *range(20)]:
+        A = sp.random(25, 25, density=0.2, random_state=seed).toarray()
+        U, s, Vt, err = truncated_svd(A, tol=0.01, random_state=0, return_error=True)
+        assert orth_err(U) < 1e-12 and orth_err(Vt.T) < 1e-12, seed
+        true = true_rel_err(A, U, s, Vt)
+        assert true <= 0.01 * (1 + 1e-9), seed
+        assert err == pytest.approx(true, rel=1e-6, abs=1e-12), seed
+
+
+@pytest.mark.filterwarnings("ignore:svds failed:RuntimeWarning")  # ARPACK on zeros
+@pytest.mark.parametrize("method", ["block_krylov", "lanczos", "randomized"])
+@pytest.mark.parametrize("k", [1, 5, 20])
+def test_exactly_low_rank_input(method, k):
+    # np.ones, k=1 gave s = 9e162 in block Krylov (and the Lanczos fallback); zeros raised
+    # LinAlgError: a remainder with no direction was normalised into the basis.
+    for A, s0 in [(np.ones((30, 20)), np.sqrt(600.0)), (np.zeros((30, 20)), 0.0)]:
+        U, s, Vt, err = truncated_svd(A, k, method=method, random_state=0, return_error=True)
+        assert U.shape == (30, k) and s.shape == (k,)
+        np.testing.assert_allclose(s[0], s0, rtol=1e-12)
+        assert np.all(s[1:] == 0)
+        assert orth_err(U) < 1e-12 and orth_err(Vt.T) < 1e-12
+        assert err == pytest.approx(0.0, abs=1e-12)
+    # Rank 3 in float32 and complex, Krylov depth beyond the rank.
+    rng = np.random.default_rng(0)
+    L = rng.standard_normal((40, 3)) + 1j * rng.standard_normal((40, 3))
+    A = (L @ rng.standard_normal((3, 30))).astype(np.complex64)
+    U, s, Vt = truncated_svd(A, min(k, 10), method=method, n_iter=4, random_state=0)
+    s_true = np.linalg.svd(A.astype(np.complex128), compute_uv=False)
+    r = min(k, 3)
+    np.testing.assert_allclose(s[:r], s_true[:r], rtol=1e-5)
+    assert np.all(s[3:] == 0) and orth_err(U) < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore:svds failed:RuntimeWarning")
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [(np.float32, 1e15), (np.float32, 1e-15), (np.float64, 1e150), (np.float64, 1e-155)],
+)
+def test_lanczos_on_scaled_input(dtype, scale):
+    # The Lanczos path ran svds on A unscaled and then divided by the safety scale.
+    A0 = np.random.default_rng(0).standard_normal((40, 30))
+    s_true = np.linalg.svd(A0, compute_uv=False)[:3]
+    U, s, Vt = truncated_svd((A0 * scale).astype(dtype), 3, method="lanczos", random_state=0)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(s / scale, s_true, rtol=rtol)
+
+
+def test_sparse_duplicates_are_summed_and_input_untouched():
+    r = np.array([0, 0, 1, 2])
+    c = np.array([0, 0, 1, 2])
+    A = sp.coo_matrix((np.array([1e3, -1e3, 1.0, 1.0]), (r, c)), shape=(5, 5))
+    data0, nnz0 = A.data.copy(), A.nnz
+    dense = A.toarray()
+    # The norm came from .data (2e6 + 2) and the reported error was 0.001 (true 0.71).
+    U, s, Vt, err = truncated_svd(A, 1, random_state=0, return_error=True)
+    assert err == pytest.approx(true_rel_err(dense, U, s, Vt), rel=1e-9)
+    assert err == pytest.approx(np.sqrt(0.5), rel=1e-9)
+    U, s, Vt, err = truncated_svd(A, tol=0.8, random_state=0, return_error=True)
+    assert err == pytest.approx(true_rel_err(dense, U, s, Vt), rel=1e-9, abs=1e-12)
+    np.testing.assert_array_equal(A.data, data0)
+    assert A.nnz == nnz0 and A.format == "coo"
+    # The same duplicates inside a CSR matrix (not canonical): summed on a copy.
+    indptr = np.array([0, 2, 3, 4, 4, 4])
+    B = sp.csr_matrix((np.array([1e3, -1e3, 1.0, 1.0]), c, indptr), shape=(5, 5))
+    assert not B.has_canonical_format
+    U, s, Vt, err = truncated_svd(B, 1, random_state=0, return_error=True)
+    assert err == pytest.approx(np.sqrt(0.5), rel=1e-9)
+    assert B.nnz == 4 and not B.has_canonical_format
+    # Duplicates that overflow when summed: the matrix is not finite.
+    C = sp.coo_matrix((np.array([1e308, 1e308, 1.0, 1.0]), (r, c)), shape=(5, 5))
+    with pytest.raises(ValueError, match=r"NaN or infinity.*duplicate"):
+        truncated_svd(C, 1)
+
+
+@pytest.mark.filterwarnings("ignore:svds failed:RuntimeWarning")
+@pytest.mark.parametrize("mode", ["randomized", "block_krylov", "lanczos", "tol"])
+@pytest.mark.parametrize(("dtype", "top"), [(np.float32, 3e37), (np.float64, 1e308)])
+@pytest.mark.parametrize("sparse_input", [False, True])
+def test_entries_near_the_top_of_the_range(dtype, top, mode, sparse_input):
+    # All-zero singular values: the safety scale (2**-125 in float32) was applied to the thin
+    # block, which it pushed into denormals, and s[0] * 10 overflowed in the zero cutoff.
+    X = np.random.default_rng(0).standard_normal((20, 15))
+    X = X / np.linalg.norm(X, 2) * top  # s[0] = top, representable
+    A = X.astype(dtype)
+    s_true = np.linalg.svd(X / top, compute_uv=False) * top
+    M = sp.csr_matrix(A) if sparse_input else A
+    kw = {"tol": 0.3} if mode == "tol" else {"k": 15, "method": mode}
+    U, s, Vt = truncated_svd(M, random_state=0, **kw)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(s, s_true[: len(s)], rtol=rtol)
+    assert np.all(np.isfinite(U)) and orth_err(U) < 1e-4
+
+
+@pytest.mark.parametrize("c", [1e-170, 1e170])
+@pytest.mark.parametrize("mode", ["tol", "k"])
+def test_linear_operator_at_extreme_scales(c, mode):
+    # Fixed accuracy reported 0.0 for an operator scaled by 1e-170 (true error 0.92): the
+    # squares of its products underflowed.
+    A = np.random.default_rng(0).standard_normal((30, 20))
+    op = aslinearoperator(A * c)
+    kw = {"tol": 0.5} if mode == "tol" else {"k": 5}
+    U, s, Vt, err = truncated_svd(op, random_state=0, return_error=True, **kw)
+    true = true_rel_err(A, U, s / c, Vt)
+    if mode == "tol":
+        assert true <= 0.6 and err == pytest.approx(true, rel=0.3)
+    else:
+        np.testing.assert_allclose(s / c, np.linalg.svd(A, compute_uv=False)[:5], rtol=0.05)
+        assert np.isnan(err)  # fixed rank on an operator: the norm is unknown
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize(
+    "convert",
+    [sp.lil_matrix, sp.dok_matrix, sp.dia_matrix, sp.bsr_matrix, sp.csr_array, np.matrix],
+    ids=["lil", "dok", "dia", "bsr", "csr_array", "np.matrix"],
+)
+@pytest.mark.parametrize("kw", [{"k": 4}, {"tol": 0.3}, {"k": 4, "method": "lanczos"}])
+def test_other_input_kinds_are_supported(convert, kw):
+    A = np.random.default_rng(0).standard_normal((30, 20))
+    A[A < 0.5] = 0.0
+    M = convert(A)
+    before = np.array(M.toarray() if sp.issparse(M) else M)
+    U, s, Vt = truncated_svd(M, random_state=0, **kw)
+    Ur, sr, Vtr = truncated_svd(A, random_state=0, **kw)
+    np.testing.assert_allclose(s, sr, rtol=1e-10)
+    assert type(U) is np.ndarray and U.shape == Ur.shape
+    np.testing.assert_array_equal(M.toarray() if sp.issparse(M) else M, before)
+
+
+def _op(matvec=None, rmatvec=None, matmat=None, rmatmat=None, shape=(30, 20), dtype=float):
+    from scipy.sparse.linalg import LinearOperator
+
+    A = np.random.default_rng(0).standard_normal(shape)
+    return LinearOperator(
+        shape,
+        matvec=matvec or (lambda x: A @ x),
+        rmatvec=rmatvec,
+        matmat=matmat,
+        rmatmat=rmatmat,
+        dtype=dtype,
+    )
+
+
+_A = np.random.default_rng(0).standard_normal((30, 20))
+BAD_OPERATORS = [
+    (_op(), TypeError, "without a usable adjoint"),
+    (_op(matvec=lambda x: (_A @ x)[:5], rmatvec=lambda y: _A.T @ y), ValueError, "probe"),
+    (
+        _op(rmatvec=lambda y: _A.T @ y, matmat=lambda X: (_A @ X)[:, :1]),
+        ValueError,
+        "A.matmat returned shape",
+    ),
+    (
+        _op(rmatvec=lambda y: _A.T @ y, matmat=lambda X: (_A @ X).tolist()),
+        TypeError,
+        "A.matmat returned list",
+    ),
+    (
+        _op(rmatvec=lambda y: _A.T @ y, rmatmat=lambda Y: sp.csr_matrix(_A.T @ Y)),
+        TypeError,
+        "A.rmatmat returned csr_matrix",
+    ),
+    (_op(matvec=lambda x: _A @ x * np.nan, rmatvec=lambda y: _A.T @ y), ValueError, "NaN"),
+    (
+        _op(matvec=lambda x: (_A @ x) * 1j, rmatvec=lambda y: _A.T @ y, dtype=np.float64),
+        TypeError,
+        "complex",
+    ),
+]
+
+
+@pytest.mark.parametrize(("op", "error", "match"), BAD_OPERATORS)
+@pytest.mark.parametrize("kw", [{"k": 3}, {"tol": 0.5}, {"k": 3, "method": "lanczos"}])
+def test_bad_linear_operators_are_named(op, error, match, kw):
+    if "rmatmat returned" in match and kw.get("method") == "lanczos":
+        # svds uses rmatvec only, which this operator has right: a correct answer.
+        U, s, Vt = truncated_svd(op, random_state=0, **kw)
+        np.testing.assert_allclose(s, np.linalg.svd(_A, compute_uv=False)[:3], rtol=1e-10)
+        return
+    with pytest.raises(error, match=match):
+        truncated_svd(op, random_state=0, **kw)
+
+
+def test_bad_matrix_kinds_are_named():
+    A = np.random.default_rng(0).standard_normal((30, 20))
+    with pytest.raises(TypeError, match="A is a masked array"):
+        truncated_svd(np.ma.masked_array(A, mask=A > 1), 3)
+
+
+def test_integer_linear_operator_computes_in_float64():
+    A = np.arange(30 * 20).reshape(30, 20) % 7
+    U, s, Vt = truncated_svd(aslinearoperator(A), 3, random_state=0, n_iter=6)
+    assert U.dtype == np.float64
+    np.testing.assert_allclose(s, np.linalg.svd(A.astype(float), compute_uv=False)[:3])
+
+
+def test_private_core_skips_validation_and_matches():
+    from sparselin.linalg._truncated_svd import _truncated_svd_core
+
+    A = make_low_rank_matrix(80, 60, decay=0.8, random_state=0)
+    U, s, Vt, err = truncated_svd(A, 5, random_state=0, return_error=True)
+    U2, s2, Vt2, err2 = _truncated_svd_core(
+        A, 5, rng=np.random.default_rng(0), kind="dense", want_error=True
+    )
+    np.testing.assert_array_equal(s, s2)
+    np.testing.assert_array_equal(U, U2)
+    assert err == err2
+
+
+def test_operator_rank_cap_in_one_block_reports_its_error():
+    # A 30 x 3 operator fills its rank in the first block; with k=1 the error (0.46) was
+    # reported as 0.0, since no round had estimated the operator's norm.
+    rng = np.random.default_rng(0)
+    A = (rng.standard_normal((30, 3)) * [3.0, 1.5, 1e-3]).astype(np.complex64)
+    with pytest.warns(UserWarning, match="cannot be met"):
+        U, s, Vt, err = truncated_svd(
+            aslinearoperator(A), 1, tol=0.1, random_state=0, return_error=True
+        )
+    true = true_rel_err(A, U, s, Vt)
+    assert true > 0.3
+    assert err == pytest.approx(true, rel=1e-3)
+
+
+@pytest.mark.parametrize("c", [1e-150, 1e-100, 1e100, 1e150])
+def test_lanczos_on_rank_deficient_input_near_the_range_ends(c):
+    # ARPACK works on A^H A and takes inner products of its vectors (fourth powers of A's
+    # scale): entries near 1e-149, whose squares are in range, gave different wrong values
+    # from run to run (17.9 and 6e-13 for 42.3 and 38.7).
+    rng = np.random.default_rng(8551)
+    A = rng.standard_normal((22, 11)) @ rng.standard_normal((11, 28))
+    s_true = np.linalg.svd(A, compute_uv=False)[:2]
+    for _ in range(3):
+        U, s, Vt = truncated_svd(A * c, 2, method="lanczos", random_state=0)
+        np.testing.assert_allclose(s / c, s_true, rtol=1e-10)
+
+
+def test_singular_values_beyond_the_dtype_range_warn():
+    # The entries are finite but s[0] = 3.46e38 is not a float32: inf, and said so.
+    A = np.full((4, 3), 2e38, dtype=np.float32)
+    with pytest.warns(RuntimeWarning, match="exceed the range of float32"):
+        U, s, Vt = truncated_svd(A, 1, random_state=0)
+    assert np.isinf(s[0]) and np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))

@@ -1,18 +1,38 @@
 """A stand-in for CuPy, backed by NumPy, that behaves like a device library where it matters.
 
-Used only by tests/test_fake_gpu.py, in a subprocess, to run sparselin's CuPy code paths on a
-machine without a GPU. Like real CuPy, its arrays refuse implicit conversion to NumPy
+Used by the ``backend`` test fixture (tests/conftest.py, tests/_helpers.py) to run sparselin's
+CuPy code paths on a machine without a GPU. Like real CuPy, its arrays refuse implicit conversion
+to NumPy
 (``np.asarray(x)`` raises) and refuse to mix with NumPy arrays in arithmetic, so a stray
 ``np.`` call on device data, or host data that was never moved, fails here as it would on a
 GPU. Everything else is NumPy's arithmetic. Raw CUDA kernels cannot be compiled
 (``RawModule`` raises), which exercises sparselin's array-code fallback.
+
+The stand-in offers only the API a real CuPy has: every module-level name, ``cupy.linalg``
+function and ``ndarray`` method is checked against ``cupy_api.json`` (harvested from a real
+CuPy by harvest_cupy_api.py), so code that works here because NumPy has a function CuPy lacks
+fails here too.
 """
 
 from __future__ import annotations
 
+import json
 import types
+from pathlib import Path
 
 import numpy as _np
+
+API = {
+    k: frozenset(v)
+    for k, v in json.loads((Path(__file__).parent.parent / "cupy_api.json").read_text()).items()
+    if k != "_source"
+}
+
+
+def _require(module: str, name: str) -> None:
+    if name not in API[module]:
+        raise AttributeError(f"fake cupy: {module} has no attribute {name!r} in real CuPy")
+
 
 __version__ = "0.0-fake"
 
@@ -45,6 +65,7 @@ class ndarray:
     def __getattr__(self, name):
         if name.startswith("__"):  # no __array_interface__ & co.: NumPy must not see through
             raise AttributeError(name)
+        _require("cupy.ndarray", name)
         attr = getattr(self._a, name)
         if callable(attr):
 
@@ -187,11 +208,14 @@ def asnumpy(a):
 class _Forward(types.ModuleType):
     """Module whose functions are NumPy's, unwrapping device inputs and wrapping outputs."""
 
-    def __init__(self, name, target):
+    def __init__(self, name, target, api=None):
         super().__init__(name)
         self._target = target
+        self._api = api
 
     def __getattr__(self, attr):
+        if self._api is not None:
+            _require(self._api, attr)
         obj = getattr(self._target, attr)
         if callable(obj) and not isinstance(obj, type):
 
@@ -204,9 +228,9 @@ class _Forward(types.ModuleType):
         return obj
 
 
-linalg = _Forward("cupy.linalg", _np.linalg)
-random = _Forward("cupy.random", _np.random)
-_numpy_module = _Forward("cupy", _np)
+linalg = _Forward("cupy.linalg", _np.linalg, "cupy.linalg")
+random = _Forward("cupy.random", _np.random, "cupy.random")
+_numpy_module = _Forward("cupy", _np, "cupy")
 
 
 def __getattr__(attr):

@@ -1,1 +1,1 @@
-"""Fake cupyx for tests/test_fake_gpu.py (see tests/fake_gpu/cupy)."""
+"""Fake cupyx for the ``backend`` test fixture (see tests/fake_gpu/cupy)."""

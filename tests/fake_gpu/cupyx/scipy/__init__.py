@@ -1,6 +1,3 @@
-"""Fake cupyx.scipy: SciPy's linalg behind the device-array wrapper."""
+"""Fake cupyx.scipy (see tests/fake_gpu/cupy): ``linalg`` and ``sparse`` submodules."""
 
-import scipy.linalg as _sl
-from cupy import _Forward
-
-linalg = _Forward("cupyx.scipy.linalg", _sl)
+from . import linalg, sparse  # noqa: F401  (real cupyx.scipy exposes both on import)
