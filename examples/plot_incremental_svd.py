@@ -110,6 +110,7 @@ ax3.set_xlabel("columns seen")
 ax3.set_ylabel("time (ms)")
 ax3.legend()
 fig.suptitle(f"Streaming {m} x {n} in blocks of {block} columns, rank {k}")
+plt.show()
 
 # %%
 # The streamed error stays close to the optimal one (middle panel) although the data are

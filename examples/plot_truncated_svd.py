@@ -48,6 +48,7 @@ ax.set_xlabel("index i")
 ax.set_ylabel(r"singular value $\sigma_i$")
 ax.set_title("Spectrum of the test matrix")
 ax.legend()
+plt.show()
 
 # %%
 # Error against rank, for each method
@@ -83,6 +84,7 @@ ax2.axhline(1.0, color="k", lw=1)
 ax2.set_xlabel("rank k")
 ax2.set_ylabel("error / optimal error")
 fig.suptitle("Rank-k approximation error")
+plt.show()
 
 # %%
 # Fixed accuracy: ask for an error, get a rank
@@ -121,6 +123,7 @@ ax2.set_ylabel("relative Frobenius error")
 ax2.invert_xaxis()
 ax2.legend()
 fig.suptitle("Fixed-accuracy mode")
+plt.show()
 
 # %%
 # Timing against scikit-learn
@@ -169,6 +172,7 @@ ax.barh(labels, [timings[nm][0] * 1e3 for nm in names], color=["0.6", "C0", "C1"
 ax.set_xlabel(f"time (ms), best of 3: {m} x {n}, rank {k}, n_iter={n_iter}")
 ax.invert_yaxis()
 ax.set_title("sparselin and scikit-learn on the same matrix")
+plt.show()
 
 # %%
 # A drop-in for scikit-learn's ``TruncatedSVD``
