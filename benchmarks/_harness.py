@@ -18,8 +18,16 @@ ratio columns relative to chosen baseline rows, and :func:`write_json` stores th
 :func:`environment` they ran in, as JSON (atomically: a temporary file and ``os.replace``),
 so that runs can be compared with each other.
 
+Thread settings: users run at their libraries' default thread counts, and a benchmark run
+only at one thread hides how the BLAS pools behave together. :func:`thread_setting` runs a
+block at one setting (``None``: the defaults; ``n``: every BLAS/OpenMP pool, Numba and torch
+limited to ``n`` and restored afterwards), :func:`thread_passes` runs a block once per setting
+and labels its rows ``threads``, and :func:`openblas_warning` says when two OpenBLAS libraries
+(two thread pools that spin against each other) are loaded.
+
 Ratio convention: the column ``vs <baseline>`` holds ``time(baseline) / time(row)``, so a
-value above 1 means the row is that many times *faster* than the baseline.
+value above 1 means the row is that many times *faster* than the baseline. With
+``group_by="threads"`` the baseline is the row of that name *at the same thread setting*.
 """
 
 from __future__ import annotations
@@ -49,7 +57,13 @@ __all__ = [
     "format_environment",
     "limit_threads",
     "measure",
+    "openblas_warning",
+    "parse_thread_settings",
     "print_table",
+    "thread_label",
+    "thread_passes",
+    "thread_setting",
+    "threadpool_snapshot",
     "time_call",
     "write_json",
 ]
@@ -81,19 +95,23 @@ def time_call(
     warmup: int = 1,
     max_seconds: float | None = None,
     sync: Callable[[], Any] | None = None,
+    warmup_fn: Callable[[], Any] | None = None,
 ) -> Timing:
     """Time ``fn()``: ``warmup`` untimed calls, then up to ``repeat`` timed ones.
 
-    ``sync`` (if given) is called right before each start and stop of the clock, so that work
-    queued asynchronously (on a GPU) is finished before the clock is read. Timed runs stop
-    early once their total exceeds ``max_seconds`` (at least one timed run is always made).
-    The result of the last timed call is kept in ``Timing.result``.
+    ``warmup_fn`` (if given) is called for the warm-up instead of ``fn``: a smaller problem
+    that compiles the same kernels and starts the same threads, for rows whose full run is
+    too slow to spend once untimed. ``sync`` (if given) is called right before each start
+    and stop of the clock, so that work queued asynchronously (on a GPU) is finished before
+    the clock is read. Timed runs stop early once their total exceeds ``max_seconds`` (at
+    least one timed run is always made). The result of the last timed call is kept in
+    ``Timing.result``.
     """
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
     do_sync = sync if sync is not None else _no_sync
     for _ in range(warmup):
-        fn()
+        (warmup_fn or fn)()
     do_sync()
     timing = Timing()
     total = 0.0
@@ -126,18 +144,29 @@ def measure(
     max_seconds: float | None = None,
     sync: Callable[[], Any] | None = None,
     metrics: Callable[[Any], dict[str, Any]] | None = None,
+    warmup_fn: Callable[[], Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
     """Time ``fn`` with :func:`time_call` and return one result row.
 
-    The row holds ``name``, the extra ``fields`` (case, dtype, ...), ``time`` (best),
+    The row holds ``name``, the extra ``fields`` (case, dtype, ...), ``threads`` (the
+    :func:`thread_setting` it ran in, when it ran in one), ``time`` (best),
     ``time_median``, ``runs`` and whatever ``metrics(result)`` returns. If ``fn`` or
     ``metrics`` raises, the row gets ``time=None`` and ``error`` (the exception, one line),
     and the benchmark goes on.
     """
     row: dict[str, Any] = {"name": name, **fields}
+    if _CURRENT_SETTING is not _OUTSIDE:
+        row.setdefault("threads", thread_label(_CURRENT_SETTING))
     try:
-        timing = time_call(fn, repeat=repeat, warmup=warmup, max_seconds=max_seconds, sync=sync)
+        timing = time_call(
+            fn,
+            repeat=repeat,
+            warmup=warmup,
+            max_seconds=max_seconds,
+            sync=sync,
+            warmup_fn=warmup_fn,
+        )
         row.update(time=timing.best, time_median=timing.median, runs=len(timing.times))
         if metrics is not None:
             row.update(metrics(timing.result))
@@ -239,6 +268,8 @@ def environment() -> dict[str, Any]:
         if tpc is not None
         else "threadpoolctl not installed"
     )
+    env["threadpool_info"] = threadpool_snapshot()
+    env["openblas_warning"] = openblas_warning(env["threadpool_info"])
     numba = _try_import("numba")
     if numba is not None:
         try:
@@ -287,15 +318,21 @@ def format_environment(env: dict[str, Any]) -> str:
         f"python   {env['python']}; "
         + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items()),
     ]
-    pools = env.get("threadpools")
+    pools = env.get("threadpool_info")
+    if not isinstance(pools, list):
+        pools = env.get("threadpools")
     if isinstance(pools, list):
+        # The file path tells the pools apart: NumPy's and SciPy's OpenBLAS share a prefix.
         for p in pools:
             lines.append(
-                f"threads  {p['prefix']} {p['version'] or ''} ({p['user_api']}): "
-                f"{p['num_threads']} threads"
+                f"threads  {p.get('internal_api')} {p.get('version') or ''} "
+                f"({p.get('user_api')}): {p.get('num_threads')} threads, "
+                f"{p.get('filepath') or p.get('prefix')}"
             )
     else:
         lines.append(f"threads  {pools}")
+    if env.get("openblas_warning"):
+        lines.append(f"WARNING  {env['openblas_warning']}")
     if "numba" in env:
         nb = env["numba"]
         lines.append(
@@ -349,24 +386,36 @@ def print_table(
     baselines: dict[str, str] | None = None,
     title: str | None = None,
     file: Any = None,
+    group_by: str | None = None,
 ) -> None:
     """Print ``rows`` as an aligned table.
 
     ``baselines`` maps a column header to the ``name`` of a baseline row; each adds a column
-    ``time(baseline) / time(row)`` (above 1: the row is faster). A row that failed shows its
+    ``time(baseline) / time(row)`` (above 1: the row is faster). With ``group_by`` (a row
+    key, e.g. ``"threads"``) the baseline of a row is the one with the same value of that
+    key, and a blank line separates the groups. A row that failed shows its
     ``error`` at the end of the line. Columns ``time``, ``time_median`` are formatted as
     durations automatically when they are given with the default format.
     """
     out = file if file is not None else sys.stdout
     cols = list(columns)
-    ratio_cols: list[tuple[str, float | None]] = []
-    for header, base_name in (baselines or {}).items():
-        base = next((r for r in rows if r.get("name") == base_name), None)
-        t = base.get("time") if base is not None else None
-        ratio_cols.append((header, t))
-    headers = [c.header for c in cols] + [h for h, _ in ratio_cols] + ["note"]
+
+    def baseline_time(base_name: str, row: dict[str, Any]) -> float | None:
+        for r in rows:
+            if r.get("name") == base_name and (
+                group_by is None or r.get(group_by) == row.get(group_by)
+            ):
+                return r.get("time")
+        return None
+
+    ratio_names = list((baselines or {}).items())
+    headers = [c.header for c in cols] + [h for h, _ in ratio_names] + ["note"]
     table: list[list[str]] = []
-    for r in rows:
+    breaks: set[int] = set()
+    for i, r in enumerate(rows):
+        if group_by is not None and i > 0 and r.get(group_by) != rows[i - 1].get(group_by):
+            breaks.add(i)
+        ratio_cols = [(h, baseline_time(b, r)) for h, b in ratio_names]
         cells = []
         for c in cols:
             if c.key in ("time", "time_median") and c.fmt == "{}":
@@ -403,7 +452,9 @@ def print_table(
     header_line = fmt_line(headers)
     print(header_line, file=out)
     print("-" * len(header_line), file=out)
-    for row in table:
+    for i, row in enumerate(table):
+        if i in breaks:
+            print(file=out)
         print(fmt_line(row), file=out)
     out.flush()
 
@@ -422,7 +473,7 @@ def _looks_numeric(cell: str) -> bool:
 # --------------------------------------------------------------------------- threads
 
 _THREAD_LIMIT: int | None = None
-_LIMITER: Any = None  # threadpoolctl's limiter, kept alive so the limits last the whole run
+_LIMITER: Any = None  # the entered thread_setting, kept alive so the limits last the whole run
 
 
 def limit_threads(n: int | None) -> None:
@@ -437,28 +488,151 @@ def limit_threads(n: int | None) -> None:
     global _LIMITER, _THREAD_LIMIT
     if n is None:
         return
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
+    # The same limits as a thread_setting block, entered and never left.
+    limiter = thread_setting(n)
+    limiter.__enter__()
+    _LIMITER = limiter
+    _THREAD_LIMIT = n
+
+
+# Thread setting the code runs in: _OUTSIDE (no thread_setting active), None (defaults), n.
+_OUTSIDE: Any = object()
+_CURRENT_SETTING: Any = _OUTSIDE
+
+
+def thread_label(n: int | None) -> str:
+    """``"default"`` for the libraries' defaults, else the thread count as text."""
+    return "default" if n is None else str(n)
+
+
+def parse_thread_settings(text: str) -> list[int | None]:
+    """``"default,1"`` -> ``[None, 1]``: the settings of :func:`thread_passes`, in order."""
+    settings: list[int | None] = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item in ("default", "d", ""):
+            value = None
+        else:
+            try:
+                value = int(item)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"thread settings are 'default' or positive integers, got {item!r}"
+                ) from None
+            if value < 1:
+                raise argparse.ArgumentTypeError(f"thread counts must be >= 1, got {value}")
+        if value not in settings:
+            settings.append(value)
+    return settings
+
+
+@contextlib.contextmanager
+def thread_setting(n: int | None) -> Any:
+    """Run the ``with`` block with every thread pool at ``n`` threads, then restore them.
+
+    ``None`` changes nothing (each library's default, as users run it). An integer limits
+    every BLAS/OpenMP pool loaded so far (threadpoolctl: NumPy's and SciPy's OpenBLAS, torch's
+    OpenMP/MKL), Numba's parallel kernels and torch's intra-op pool, all in this process, and
+    puts each back as it was on exit. Import the libraries under test before entering, or
+    their pools are not seen. Rows timed by :func:`measure` inside the block are labelled
+    with :func:`thread_label` of ``n``.
+    """
+    global _CURRENT_SETTING
+    previous_setting = _CURRENT_SETTING
+    stack = contextlib.ExitStack()
+    try:
+        if n is not None:
+            if n < 1:
+                raise ValueError(f"threads must be >= 1, got {n}")
+            _try_import("numpy")
+            _try_import("scipy.linalg")
+            tpc = _try_import("threadpoolctl")
+            if tpc is None:
+                raise ImportError("a thread limit needs threadpoolctl: pip install threadpoolctl")
+            # Numba first: starting its threading layer may load an OpenMP library, which
+            # threadpoolctl only limits if it is loaded when the limit is set.
+            numba = _try_import("numba")
+            if numba is not None:
+                old_numba = numba.get_num_threads()
+                numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+                stack.callback(numba.set_num_threads, old_numba)
+            stack.enter_context(tpc.threadpool_limits(limits=n))
+            torch = sys.modules.get("torch")
+            if torch is not None:
+                old_torch = torch.get_num_threads()
+                torch.set_num_threads(n)
+                stack.callback(torch.set_num_threads, old_torch)
+        _CURRENT_SETTING = n
+        yield
+    finally:
+        _CURRENT_SETTING = previous_setting
+        stack.close()
+
+
+def thread_passes(
+    settings: Sequence[int | None], block: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Call ``block()`` once inside each :func:`thread_setting`; all rows, in order.
+
+    Every row gets ``threads`` (its setting's label) if ``block`` did not set it, so tables can
+    compare rows at the same setting (``print_table(..., group_by="threads")``).
+    """
+    rows: list[dict[str, Any]] = []
+    for n in settings:
+        with thread_setting(n):
+            for row in block():
+                row.setdefault("threads", thread_label(n))
+                rows.append(row)
+    return rows
+
+
+def threadpool_snapshot() -> list[dict[str, Any]] | str:
+    """``threadpoolctl.threadpool_info()`` now (every field), or why it is not available."""
     _try_import("numpy")
     _try_import("scipy.linalg")
     tpc = _try_import("threadpoolctl")
     if tpc is None:
-        raise ImportError("--threads needs threadpoolctl: pip install threadpoolctl")
-    _LIMITER = tpc.threadpool_limits(limits=n)
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(n)
-    numba = _try_import("numba")
-    if numba is not None:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    _THREAD_LIMIT = n
+        return "threadpoolctl not installed"
+    return [dict(d) for d in tpc.threadpool_info()]
+
+
+def openblas_warning(info: Any = None) -> str | None:
+    """A warning when more than one OpenBLAS library is loaded, else ``None``.
+
+    NumPy's and SciPy's wheels each bundle their own OpenBLAS, each with a thread pool whose
+    idle workers busy-wait for a while after a call; code that alternates between the two
+    makes the pools compete for the cores, which a single-thread run never shows.
+    """
+    if info is None:
+        info = threadpool_snapshot()
+    if not isinstance(info, list):
+        return None
+    libs = [d for d in info if d.get("internal_api") == "openblas"]
+    if len(libs) < 2:
+        return None
+    where = "; ".join(
+        f"{os.path.basename(str(d.get('filepath')))} {d.get('version') or ''} "
+        f"({d.get('num_threads')} threads)"
+        for d in libs
+    )
+    return (
+        f"{len(libs)} OpenBLAS libraries are loaded ({where}): their thread pools can spin "
+        "against each other at default threads; compare the default and one-thread rows"
+    )
 
 
 # --------------------------------------------------------------------------- arguments, JSON
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, repeat: int = 5) -> None:
-    """``--quick``, ``--json PATH``, ``--repeat N`` and ``--max-seconds S``."""
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, repeat: int = 5, thread_passes: bool = False
+) -> None:
+    """``--quick``, ``--json PATH``, ``--repeat N``, ``--threads`` and ``--max-seconds S``.
+
+    With ``thread_passes=True``, ``--threads`` is the list of settings every row runs at
+    (default ``default,1``, parsed by :func:`parse_thread_settings`); otherwise it is one
+    limit for the whole run (:func:`limit_threads`).
+    """
     parser.add_argument(
         "--quick", action="store_true", help="small sizes: a smoke run of the whole script"
     )
@@ -466,12 +640,23 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, repeat: int = 5) ->
     parser.add_argument(
         "--repeat", type=int, default=repeat, help=f"timed runs per row (default {repeat})"
     )
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="limit BLAS/OpenMP, torch and Numba to N threads (default: libraries' defaults)",
-    )
+    if thread_passes:
+        parser.add_argument(
+            "--threads",
+            type=parse_thread_settings,
+            default=[None, 1],
+            metavar="LIST",
+            help="run every row at each of these thread settings, in one process: 'default' "
+            "(the libraries' own) and/or thread counts for BLAS/OpenMP, torch and Numba "
+            "(default: default,1)",
+        )
+    else:
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=None,
+            help="limit BLAS/OpenMP, torch and Numba to N threads (default: libraries' defaults)",
+        )
     parser.add_argument(
         "--max-seconds",
         type=float,
