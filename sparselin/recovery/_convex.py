@@ -1,0 +1,765 @@
+"""Convex solvers for the weighted LASSO, SR-LASSO and LAD-LASSO (one design, three losses).
+
+Each problem is ``min_x F(y - A x) + lam * sum_j w_j |x_j|`` with ``F`` the squared, the
+square-root or the absolute loss (``_losses``), solved by the same outer loop:
+
+1. from the current residual, build a dual-feasible point and the **duality gap**; stop when
+   the gap is at most ``tol`` times ``F(y)`` (the objective at ``x = 0``);
+2. otherwise pick a **working set**: the support, the unpenalised columns, and the columns
+   whose dual constraint ``|<a_j, theta>| <= lam w_j`` is closest to active (celer/skglm
+   style), doubling its size each round;
+3. solve the problem restricted to the working set, warm-started:
+
+   * squared and square-root losses: exact cyclic **coordinate descent** (Numba). The
+     coordinate minimiser of the square-root loss has a closed form, the same 1-D minimum as
+     the loss-based OMP's SR-l1 rule, so no smoothing and no Hessian is involved; it keeps
+     working at tiny residuals (low-noise compressed sensing), where Newton-type SR-LASSO
+     solvers stop;
+   * absolute loss: the restricted problem is a linear program, solved exactly by HiGHS;
+     its dual solution is the ``theta`` of step 1 (column generation).
+
+Warm starts (``coef_init``) and ``*_path`` over a decreasing grid of ``lam`` reuse the
+previous solution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from .._validation import check_int, check_real
+from ._checks import check_problem, check_weights
+
+__all__ = [
+    "ConvexInfo",
+    "lad_lasso",
+    "lad_lasso_path",
+    "lam_max",
+    "sqrt_lasso",
+    "sqrt_lasso_path",
+    "weighted_lasso",
+    "weighted_lasso_path",
+]
+
+SQUARED, SQRT, LAD = 0, 1, 2
+_KIND = {"lasso": SQUARED, "sqrt_lasso": SQRT, "lad_lasso": LAD}
+
+
+@dataclass
+class ConvexInfo:
+    """Convergence record of a convex solve.
+
+    Attributes
+    ----------
+    objective : float
+        Primal objective at the returned coefficients.
+    gap : float
+        Duality gap there (an upper bound on the distance to the optimal objective).
+    n_iter : int
+        Outer (working-set) iterations.
+    converged : bool
+        Whether ``gap <= tol * F(y)`` was reached within ``max_iter``.
+    """
+
+    objective: float
+    gap: float
+    n_iter: int
+    converged: bool
+
+
+@numba.njit(cache=True, nogil=True)
+def _cd_epochs(A, norms2, x, r, thr, kind, n_epochs):  # pragma: no cover - compiled
+    """``n_epochs`` cyclic coordinate-descent sweeps on the columns of the F-ordered ``A``.
+
+    ``thr[j] = lam * w_j``; ``r = y - A x`` is kept up to date. ``kind`` 0: squared loss
+    (soft thresholding at ``thr / (2 ||a_j||^2)``); 1: square-root loss, whose coordinate
+    minimiser of ``||v - z a_j|| + thr_j |z|`` (``v`` the residual without atom j) is
+    ``z = sign(<a_j, v>) (U - b delta / sqrt(1 - b^2))_+ / ||a_j||`` with ``U = |<a_j, v>| /
+    ||a_j||``, ``delta`` the distance of ``r`` from the line of ``a_j`` and ``b = thr_j /
+    ||a_j||`` (zero when ``b >= 1``).
+    """
+    m, k = A.shape
+    for _ in range(n_epochs):
+        rn2 = 0.0
+        if kind == 1:
+            for i in range(m):
+                rn2 += r[i] * r[i]
+        for j in range(k):
+            nj2 = norms2[j]
+            if nj2 == 0.0:
+                continue
+            cj = 0.0
+            for i in range(m):
+                cj += A[i, j] * r[i]
+            old = x[j]
+            if kind == 0:
+                u = old + cj / nj2
+                t = thr[j] / (2.0 * nj2)
+                new = 0.0
+                if u > t:
+                    new = u - t
+                elif u < -t:
+                    new = u + t
+            else:
+                nj = np.sqrt(nj2)
+                av = cj + old * nj2
+                U = abs(av) / nj
+                delta2 = rn2 - cj * cj / nj2
+                if delta2 < 0.0:
+                    delta2 = 0.0
+                b = thr[j] / nj
+                new = 0.0
+                if b < 1.0:
+                    s = U - b * np.sqrt(delta2) / np.sqrt(1.0 - b * b)
+                    if s > 0.0:
+                        new = (s if av > 0 else -s) / nj
+            if new != old:
+                d = new - old
+                for i in range(m):
+                    r[i] -= d * A[i, j]
+                if kind == 1:
+                    rn2 += -2.0 * d * cj + d * d * nj2
+                x[j] = new
+
+
+class _Dual:
+    """Dual-feasible points and duality gaps for the three losses (unpenalised columns are
+    handled by projecting the residual off their span first)."""
+
+    def __init__(self, A: np.ndarray, y: np.ndarray, lam: float, w: np.ndarray, kind: int):
+        self.A, self.y, self.lam, self.w, self.kind = A, y, lam, w, kind
+        self.free = np.flatnonzero(w == 0)
+        self.pen = ~(w == 0)
+        self.Q = np.linalg.qr(A[:, self.free])[0] if self.free.size else None
+
+    def primal(self, r: np.ndarray, x: np.ndarray) -> float:
+        pen = self.lam * float(np.sum(self.w * np.abs(x)))
+        if self.kind == SQUARED:
+            return float(r @ r) + pen
+        if self.kind == SQRT:
+            return float(np.linalg.norm(r)) + pen
+        return float(np.abs(r).sum()) + pen
+
+    def point(self, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A dual-feasible ``theta`` (a rescaled residual) and ``A^T theta``."""
+        if self.Q is not None:
+            qr_ = self.Q.T @ r
+            r = r - self.Q @ qr_
+            c = c - self.A.T @ (self.Q @ qr_)
+        lw = self.lam * self.w
+        if self.kind == SQUARED:
+            # the half-scaled problem 1/2 ||r||^2 + lam/2 ||x||_w: |<a_j, theta>| <= lam w_j/2
+            bound = lw / 2
+            base = 1.0
+        elif self.kind == SQRT:
+            nr = float(np.linalg.norm(r))
+            if nr == 0.0:
+                return np.zeros_like(r), np.zeros_like(c)
+            r, c = r / nr, c / nr
+            bound, base = lw, 1.0
+        else:
+            r = np.sign(r)
+            c = self.A.T @ r
+            bound, base = lw, 1.0
+        ac = np.abs(c[self.pen])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(ac > 0, bound[self.pen] / ac, np.inf)
+        s = min(base, float(ratios.min())) if ratios.size else base
+        return s * r, s * c
+
+    def gap_from(
+        self, theta: np.ndarray, r: np.ndarray, x: np.ndarray
+    ) -> tuple[float, float, np.ndarray]:
+        """LAD: ``(primal, gap, A^T theta)`` from a dual candidate (an LP's multipliers on a
+        working set), rescaled into feasibility for every column; ``A^T theta`` is returned
+        unscaled so that violated constraints rank first in the next working set."""
+        P = self.primal(r, x)
+        theta = np.clip(theta, -1.0, 1.0)
+        ctheta = self.A.T @ theta
+        lw = self.lam * self.w
+        ac = np.abs(ctheta[self.pen])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = np.where(ac > 0, lw[self.pen] / ac, np.inf)
+        s = min(1.0, float(ratios.min())) if ratios.size else 1.0
+        if self.free.size and np.abs(ctheta[self.free]).max() > 1e-9 * max(1.0, P):
+            s = 0.0  # an unpenalised column's constraint <a_j, theta> = 0 fails
+        return P, max(P - s * float(self.y @ theta), 0.0), ctheta
+
+    def gap(self, r: np.ndarray, x: np.ndarray, c: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """``(primal, gap, A^T theta)`` at ``x`` with residual ``r`` and ``c = A^T r``."""
+        P = self.primal(r, x)
+        theta, ctheta = self.point(r, c)
+        if self.kind == SQUARED:
+            D = float(self.y @ self.y) - float((self.y - theta) @ (self.y - theta))
+        else:
+            D = float(self.y @ theta)
+        return P, max(P - D, 0.0), ctheta
+
+
+def _working_set(
+    ctheta: np.ndarray, bound: np.ndarray, norms: np.ndarray, x: np.ndarray, free, size: int
+) -> np.ndarray:
+    """The support, the unpenalised columns and the ``size`` columns closest to violating
+    their dual constraint (distance ``(bound_j - |<a_j, theta>|) / ||a_j||``)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = (bound - np.abs(ctheta)) / np.where(norms > 0, norms, np.inf)
+    score = np.where(norms > 0, score, np.inf)
+    score[x != 0] = -np.inf
+    score[free] = -np.inf
+    size = min(max(size, int(np.count_nonzero(score == -np.inf))), x.size)
+    ws = np.argpartition(score, size - 1)[:size] if size < x.size else np.arange(x.size)
+    return np.sort(ws[np.isfinite(score[ws]) | (score[ws] == -np.inf)])
+
+
+def _solve(
+    A: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    w: np.ndarray,
+    kind: int,
+    tol: float,
+    max_iter: int,
+    x0: np.ndarray | None,
+) -> tuple[np.ndarray, ConvexInfo]:
+    """Solve one problem; for SR-LASSO fall back on the scaled-lasso alternation when
+    coordinate descent stalls (the optimum interpolates: r = 0, where ||r|| is not smooth
+    and coordinate moves cannot leave a non-optimal interpolating point)."""
+    x, info = _solve_ws(A, y, lam, w, kind, tol, max_iter, x0)
+    if kind != SQRT or info.converged:
+        return x, info
+    bp = _basis_pursuit_candidate(A, y, lam, w, tol, x)
+    if bp is not None:
+        return bp
+    return _scaled_lasso(A, y, lam, w, tol, max_iter, x)
+
+
+def _basis_pursuit_candidate(A, y, lam, w, tol, x_start):
+    """The SR-LASSO optimum when it interpolates: ``min ||x||_w`` s.t. ``A x = y``.
+
+    Solved as an LP (HiGHS). The interpolant ``x_bp`` is optimal for ``||A x - y|| + lam
+    ||x||_w`` iff some ``theta`` with ``||theta|| <= 1`` has ``A^T theta`` in ``lam``
+    times the subdifferential of ``||x_bp||_w``; ``theta = lam nu`` with ``nu`` the LP's dual
+    solution is such a certificate when ``lam ||nu|| <= 1``. Returns None otherwise.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    m, N = A.shape
+    # Column generation from the stalled iterate's support (which nearly interpolates):
+    # solve on a working set, add the columns whose dual constraint |<a_j, nu>| <= w_j
+    # fails, until none does.
+    ws = np.union1d(np.flatnonzero(x_start), np.flatnonzero(w == 0))
+    if ws.size < min(m, N):
+        order = np.argsort(-np.abs(A.T @ (y - A @ x_start)) / np.where(w > 0, w, 1e-300))
+        extra = [j for j in order if j not in set(ws.tolist())][: min(m, N) - ws.size]
+        ws = np.union1d(ws, extra).astype(np.int64)
+    nu = None
+    for _ in range(50):
+        B = sp.csc_matrix(A[:, ws])
+        res = linprog(
+            np.concatenate([w[ws], w[ws]]),
+            A_eq=sp.hstack([B, -B], format="csc"),
+            b_eq=y,
+            bounds=(0, None),
+            method="highs",
+        )
+        if res.status == 2:  # infeasible on this working set: take every column
+            if ws.size == N:
+                return None
+            ws = np.arange(N)
+            continue
+        if res.status != 0:
+            return None
+        nu = np.asarray(res.eqlin.marginals, dtype=np.float64)
+        viol = np.abs(A.T @ nu) - w
+        viol[ws] = -np.inf
+        bad = np.flatnonzero(viol > 1e-9 * (1 + w))
+        if bad.size == 0:
+            break
+        add = bad[np.argsort(-viol[bad])][: max(ws.size, 10)]
+        ws = np.union1d(ws, add)
+    if nu is None:
+        return None
+    k = ws.size
+    x = np.zeros(N)
+    x[ws] = res.x[:k] - res.x[k:]
+    theta = lam * nu
+    nt = float(np.linalg.norm(theta))
+    if nt > 1.0 + 1e-9:
+        return None
+    theta = theta / max(nt, 1.0)
+    dual = _Dual(A, y, lam, w, SQRT)
+    r = y - A @ x
+    P = dual.primal(r, x)
+    # theta is feasible up to the LP's tolerance on |<a_j, nu>| <= w_j: rescale exactly.
+    c = np.abs(A.T @ theta)
+    pen = w > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(c[pen] > 0, lam * w[pen] / c[pen], np.inf)
+    s_ = min(1.0, float(ratios.min())) if ratios.size else 1.0
+    gap = max(P - s_ * float(y @ theta), 0.0)
+    target = tol * max(float(np.linalg.norm(y)), np.finfo(float).tiny)
+    if gap > max(target, 1e-7 * P):
+        return None
+    return x, ConvexInfo(P, gap, 1, gap <= target)
+
+
+def _scaled_lasso(A, y, lam, w, tol, max_iter, x0):
+    """SR-LASSO as ``min_{x, sigma > 0} ||r||^2 / (2 sigma) + sigma / 2 + lam ||x||_w``
+    (jointly convex; Sun and Zhang's scaled lasso). For fixed ``sigma`` the minimiser is a
+    weighted lasso at ``lam' = 2 sigma lam`` (our scaling), and the optimal ``sigma`` is the
+    fixed point ``sigma = ||r(sigma)||``, found by secant steps on ``||r(sigma)|| - sigma``
+    (the plain fixed-point iteration can contract at a rate close to 1).
+    """
+    A = np.asarray(A, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    dual = _Dual(A, y, lam, w, SQRT)
+    ynorm = max(float(np.linalg.norm(y)), np.finfo(float).tiny)
+    target = tol * ynorm
+    x = np.array(x0, dtype=np.float64)
+    r = y - A @ x
+    sigma = max(float(np.linalg.norm(r)), 1e-3 * ynorm)
+    P, gap = np.inf, np.inf
+    history: list[float] = []
+    prev: tuple[float, float] | None = None  # (sigma, h(sigma)) of the last step
+    best = (np.inf, x, np.inf)
+    it = 0
+    for it in range(1, min(max_iter, 20) + 1):  # noqa: B007 - it is reported after the loop
+        # An error eps in the lasso objective moves the SR objective by about eps / (2 sigma).
+        inner_tol = max(2 * sigma * target / ynorm**2, 1e-15)
+        x, _ = _solve_ws(A, y, 2 * sigma * lam, w, SQUARED, inner_tol, max_iter, x)
+        r = y - A @ x
+        P, gap, _ = dual.gap(r, x, A.T @ r)
+        if gap < best[2]:
+            best = (P, x.copy(), gap)
+        if gap <= target:
+            break
+        history.append(gap)
+        # Once the gap stops falling it has reached the rounding floor of the method.
+        if len(history) > 5 and gap > 0.9 * history[-6]:
+            break
+        rn = float(np.linalg.norm(r))
+        if rn <= np.finfo(float).eps * ynorm:
+            break
+        h = rn - sigma
+        step = rn  # the fixed-point step
+        if prev is not None and h != prev[1]:
+            secant = sigma - h * (sigma - prev[0]) / (h - prev[1])
+            if np.isfinite(secant) and secant > 0:
+                step = secant
+        prev = (sigma, h)
+        sigma = step
+    P, x, gap = best
+    return x, ConvexInfo(P, gap, it, gap <= target)
+
+
+def _solve_ws(
+    A: np.ndarray,
+    y: np.ndarray,
+    lam: float,
+    w: np.ndarray,
+    kind: int,
+    tol: float,
+    max_iter: int,
+    x0: np.ndarray | None,
+) -> tuple[np.ndarray, ConvexInfo]:
+    """The shared working-set loop; no validation (called by the public functions)."""
+    m, N = A.shape
+    A = np.asarray(A, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = np.zeros(N) if x0 is None else np.array(x0, dtype=np.float64)
+    r = y - A @ x
+    dual = _Dual(A, y, lam, w, kind)
+    norms2 = np.einsum("ij,ij->j", A, A)
+    norms = np.sqrt(norms2)
+    thr = lam * w
+    bound = thr / 2 if kind == SQUARED else thr
+    scale = dual.primal(y, np.zeros(N))
+    target = tol * max(scale, np.finfo(float).tiny)
+    size = max(10, 2 * int(np.count_nonzero(x)))
+    if kind == LAD:
+        size = max(size, 50)
+    P, gap = np.inf, np.inf
+    theta = None  # LAD: the dual solution of the last restricted LP
+    history: list[float] = []
+    gaps: list[float] = []
+    it = 0
+    for it in range(1, max_iter + 1):
+        if theta is None:
+            P, gap, ctheta = dual.gap(r, x, A.T @ r)
+        else:
+            P, gap, ctheta = dual.gap_from(theta, r, x)
+        if gap <= target:
+            return x, ConvexInfo(P, gap, it - 1, True)
+        if kind == SQRT:
+            # Coordinate descent stalls where the optimum interpolates (see _solve): leave
+            # as soon as the iterate interpolates or the gap stops falling.
+            history.append(gap)
+            if float(np.linalg.norm(r)) <= 1e-9 * scale or (
+                len(history) > 6 and gap > 0.9 * history[-7]
+            ):
+                break
+        # Working set twice the support (celer's rule), grown faster when the last round
+        # did not halve the gap.
+        stalled = len(gaps) > 0 and gap > 0.5 * gaps[-1]
+        size = min(N, max(size * 2 if stalled else 10, 2 * int(np.count_nonzero(x))))
+        gaps.append(gap)
+        ws = _working_set(ctheta, bound, norms, x, dual.free, size)
+        if kind == LAD:
+            solved = _lad_restricted(A[:, ws], y, thr[ws])
+            if solved is None:
+                break
+            x_ws, theta = solved
+            x = np.zeros(N)
+            x[ws] = x_ws
+            r = y - A[:, ws] @ x_ws
+            continue
+        Aws = np.asfortranarray(A[:, ws])
+        x_ws = x[ws].copy()
+        sub = _Dual(Aws, y, lam, w[ws], kind)
+        # Solve the restricted problem to a fraction of the current outer gap.
+        inner_target = max(0.3 * gap, target)
+        g_prev = np.inf
+        for _ in range(1000):
+            _cd_epochs(Aws, norms2[ws], x_ws, r, thr[ws], kind, 10)
+            _, g_in, _ = sub.gap(r, x_ws, Aws.T @ r)
+            # (SR-LASSO) a gap that no longer falls means a stall at an interpolating point
+            if g_in <= inner_target or (kind == SQRT and g_in > 0.999 * g_prev):
+                break
+            g_prev = g_in
+        x = np.zeros(N)
+        x[ws] = x_ws
+        r = y - Aws @ x_ws  # refresh: the incremental updates accumulate rounding
+    if theta is None:
+        P, gap, _ = dual.gap(r, x, A.T @ r)
+    else:
+        P, gap, _ = dual.gap_from(theta, r, x)
+    return x, ConvexInfo(P, gap, it, gap <= target)
+
+
+def _lad_restricted(
+    B: np.ndarray, y: np.ndarray, thr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``min_x ||y - B x||_1 + sum_j thr_j |x_j|`` as an LP (HiGHS), on the columns of B.
+
+    Variables ``(x+, x-, u+, u-) >= 0`` with ``B (x+ - x-) + u+ - u- = y``. Returns ``x``
+    and the LP's dual solution ``theta`` (the equality multipliers): ``|theta_i| <= 1``,
+    ``|<b_j, theta>| <= thr_j``, and ``<y, theta>`` is the optimal value.
+    """
+    m, k = B.shape
+    cost = np.concatenate([thr, thr, np.ones(2 * m)])
+    eye = sp.identity(m, format="csc")
+    Aeq = sp.hstack([sp.csc_matrix(B), sp.csc_matrix(-B), eye, -eye], format="csc")
+    res = linprog(cost, A_eq=Aeq, b_eq=y, bounds=(0, None), method="highs")
+    if res.status != 0:
+        return None
+    return res.x[:k] - res.x[k : 2 * k], np.asarray(res.eqlin.marginals, dtype=np.float64)
+
+
+def _validate(A, y, lam, weights, tol, max_iter, coef_init):
+    A, y, dtype = check_problem(A, y, allow_2d_y=False, allow_complex=False)
+    lam = check_real(lam, "lam", low=0.0)
+    w = check_weights(weights, A.shape[1], dtype).astype(np.float64)
+    tol = check_real(tol, "tol", low=0.0, low_open=True)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    if coef_init is not None:
+        coef_init = np.asarray(coef_init)
+        if coef_init.shape != (A.shape[1],):
+            raise ValueError(f"coef_init must have shape ({A.shape[1]},), got {coef_init.shape}")
+        if coef_init.dtype.kind not in "biuf" or not np.all(np.isfinite(coef_init)):
+            raise ValueError("coef_init must hold finite real numbers")
+    return A, y, dtype, lam, w, tol, max_iter, coef_init
+
+
+def _public(kind: int, A, y, lam, weights, tol, max_iter, coef_init, return_info):
+    A, y, dtype, lam, w, tol, max_iter, coef_init = _validate(
+        A, y, lam, weights, tol, max_iter, coef_init
+    )
+    x, info = _solve(A, y, lam, w, kind, tol, max_iter, coef_init)
+    x = x.astype(dtype)
+    return (x, info) if return_info else x
+
+
+def weighted_lasso(
+    A: Any,
+    y: Any,
+    lam: float,
+    *,
+    weights: Any = None,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+    coef_init: Any = None,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ConvexInfo]:
+    """Weighted LASSO: ``min_x ||A x - y||_2^2 + lam * sum_j w_j |x_j|``.
+
+    Coordinate descent on working sets, stopped by the duality gap. The scaling is the
+    paper's (no 1/2, no 1/m): scikit-learn's ``Lasso(alpha)`` is ``lam = 2 m alpha``.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, N)
+        Design matrix (real, dense).
+    y : ndarray of shape (m,)
+        Observations.
+    lam : float
+        Regularisation, ``>= 0``.
+    weights : ndarray of shape (N,), optional
+        Non-negative penalty weights; 0 leaves a coefficient unpenalised. Default ones.
+    tol : float, default 1e-10
+        Stop when the duality gap is at most ``tol * ||y||^2`` (the objective at 0).
+    max_iter : int, default 100
+        Largest number of outer working-set iterations.
+    coef_init : ndarray of shape (N,), optional
+        Warm start.
+    return_info : bool, default False
+        Also return a :class:`ConvexInfo` (objective, gap, iterations, convergence).
+
+    Returns
+    -------
+    coef : ndarray of shape (N,)
+    info : ConvexInfo
+        Only with ``return_info``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import weighted_lasso
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((40, 80)); x = np.zeros(80); x[[1, 9]] = [3.0, -2.0]
+    >>> coef, info = weighted_lasso(A, A @ x, lam=1.0, return_info=True)
+    >>> np.flatnonzero(np.abs(coef) > 1e-3).tolist(), info.converged
+    ([1, 9], True)
+    """
+    return _public(SQUARED, A, y, lam, weights, tol, max_iter, coef_init, return_info)
+
+
+def sqrt_lasso(
+    A: Any,
+    y: Any,
+    lam: float,
+    *,
+    weights: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 100,
+    coef_init: Any = None,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ConvexInfo]:
+    """Weighted square-root LASSO: ``min_x ||A x - y||_2 + lam * sum_j w_j |x_j|``.
+
+    Exact coordinate descent (closed-form coordinate minimiser) on working sets, stopped by
+    the duality gap of ``max_theta <y, theta>`` s.t. ``||theta||_2 <= 1``, ``|<a_j, theta>|
+    <= lam w_j``. Works at tiny residuals. skglm's ``SqrtLasso(alpha)`` minimises
+    ``||y - X w|| / sqrt(m) + alpha ||w||_1``, i.e. ``lam = sqrt(m) alpha``.
+
+    Parameters
+    ----------
+    A, y, lam, weights, tol, max_iter, coef_init, return_info
+        As in :func:`weighted_lasso`; ``tol`` is relative to ``||y||_2``. Where the
+        optimum interpolates (``A x = y``, small ``lam`` with more columns than rows) the
+        solver switches to the scaled-lasso alternation, whose gap floor is about 1e-7
+        relative (rounding in ``y - A x``); ``info.converged`` says whether ``tol`` was met.
+
+    Returns
+    -------
+    coef : ndarray of shape (N,)
+    info : ConvexInfo
+        Only with ``return_info``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import sqrt_lasso
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((40, 80)); A /= np.linalg.norm(A, axis=0)
+    >>> x = np.zeros(80); x[[1, 9]] = [3.0, -2.0]
+    >>> coef = sqrt_lasso(A, A @ x + 1e-4 * rng.standard_normal(40), lam=0.2)
+    >>> np.flatnonzero(np.abs(coef) > 1e-3).tolist()
+    [1, 9]
+    """
+    return _public(SQRT, A, y, lam, weights, tol, max_iter, coef_init, return_info)
+
+
+def lad_lasso(
+    A: Any,
+    y: Any,
+    lam: float,
+    *,
+    weights: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 50,
+    coef_init: Any = None,
+    return_info: bool = False,
+) -> np.ndarray | tuple[np.ndarray, ConvexInfo]:
+    """Weighted LAD-LASSO: ``min_x ||A x - y||_1 + lam * sum_j w_j |x_j|``.
+
+    A linear program solved exactly by HiGHS on a working set of columns, grown by column
+    generation until every dual constraint ``|<a_j, theta>| <= lam w_j`` holds. Robust to
+    gross outliers in ``y``. scikit-learn's ``QuantileRegressor(quantile=0.5, alpha)``
+    minimises ``||y - X w||_1 / (2 m) + alpha ||w||_1``, i.e. ``lam = 2 m alpha``.
+
+    Parameters
+    ----------
+    A, y, lam, weights, tol, max_iter, coef_init, return_info
+        As in :func:`weighted_lasso`; ``tol`` is relative to ``||y||_1`` (HiGHS solves each
+        LP to about 1e-7 relative accuracy, which bounds what a smaller ``tol`` can give).
+
+    Returns
+    -------
+    coef : ndarray of shape (N,)
+    info : ConvexInfo
+        Only with ``return_info``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import lad_lasso
+    >>> rng = np.random.default_rng(0)
+    >>> A = rng.standard_normal((60, 100)); x = np.zeros(100); x[[4, 7]] = [1.0, 2.0]
+    >>> y = A @ x; y[:5] += 100.0  # gross outliers
+    >>> coef = lad_lasso(A, y, lam=10.0)
+    >>> np.flatnonzero(np.abs(coef) > 1e-2).tolist(), np.round(coef[[4, 7]], 6).tolist()
+    ([4, 7], [1.0, 2.0])
+    """
+    return _public(LAD, A, y, lam, weights, tol, max_iter, coef_init, return_info)
+
+
+def lam_max(A: Any, y: Any, loss: str, *, weights: Any = None) -> float:
+    """Smallest ``lam`` for which ``x = 0`` solves the convex problem of ``loss``.
+
+    ``lasso``: ``2 max_j |<a_j, y>| / w_j``; ``sqrt_lasso``: ``max_j |<a_j, y>| / (w_j
+    ||y||)``; ``lad_lasso``: ``max_j |<a_j, sign(y)>| / w_j`` (columns of weight 0 are left
+    out).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import lam_max, weighted_lasso
+    >>> rng = np.random.default_rng(0)
+    >>> A, y = rng.standard_normal((20, 30)), rng.standard_normal(20)
+    >>> bool(np.all(weighted_lasso(A, y, lam_max(A, y, "lasso")) == 0))
+    True
+    """
+    if loss not in _KIND:
+        raise ValueError(f"loss must be one of {sorted(_KIND)}, got {loss!r}")
+    A, y, dtype = check_problem(A, y, allow_2d_y=False, allow_complex=False)
+    w = check_weights(weights, A.shape[1], dtype).astype(np.float64)
+    A = A.astype(np.float64)
+    y = y.astype(np.float64)
+    kind = _KIND[loss]
+    if kind == LAD:
+        c = np.abs(A.T @ np.sign(y))
+    else:
+        c = np.abs(A.T @ y)
+        if kind == SQRT:
+            c = c / max(float(np.linalg.norm(y)), np.finfo(float).tiny)
+    pen = w > 0
+    if not pen.any():
+        return 0.0
+    val = float(np.max(c[pen] / w[pen]))
+    return 2 * val if kind == SQUARED else val
+
+
+def _path(kind: int, loss: str, A, y, lams, n_lams, eps, weights, tol, max_iter):
+    A, y, dtype, _, w, tol, max_iter, _ = _validate(A, y, 0.0, weights, tol, max_iter, None)
+    if lams is None:
+        n_lams = check_int(n_lams, "n_lams", low=1)
+        eps = check_real(eps, "eps", low=0.0, high=1.0, low_open=True)
+        top = lam_max(A, y, loss, weights=w)
+        lams = top * np.logspace(0, np.log10(eps), n_lams)
+    else:
+        lams = np.asarray(lams, dtype=np.float64)
+        if lams.ndim != 1 or lams.size == 0:
+            raise ValueError("lams must be a non-empty 1-D array of regularisation values")
+        if not np.all(np.isfinite(lams)) or np.any(lams < 0):
+            raise ValueError("lams must be finite and non-negative")
+    order = np.argsort(-lams, kind="stable")
+    coefs = np.zeros((A.shape[1], lams.size), dtype)
+    infos: list[ConvexInfo | None] = [None] * lams.size
+    x = None
+    for i in order:
+        x, info = _solve(A, y, float(lams[i]), w, kind, tol, max_iter, x)
+        coefs[:, i] = x
+        infos[i] = info
+    return lams, coefs, infos
+
+
+_PATH_DOC = """Solutions of :func:`{name}` over a grid of ``lam``, warm-started from the largest.
+
+    Parameters
+    ----------
+    A, y, weights, tol, max_iter
+        As in :func:`{name}`.
+    lams : ndarray of shape (n_lams,), optional
+        The grid (any order; solved from the largest). Default: ``n_lams`` values from
+        :func:`lam_max` down to ``eps * lam_max``, log-spaced.
+    n_lams : int, default 30
+    eps : float, default 1e-3
+
+    Returns
+    -------
+    lams : ndarray of shape (n_lams,)
+    coefs : ndarray of shape (N, n_lams)
+    infos : list of ConvexInfo
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import {name}_path
+    >>> rng = np.random.default_rng(0)
+    >>> A, y = rng.standard_normal((30, 50)), rng.standard_normal(30)
+    >>> lams, coefs, infos = {name}_path(A, y, n_lams=5)
+    >>> coefs.shape, all(info.converged for info in infos)
+    ((50, 5), True)
+    """
+
+
+def weighted_lasso_path(
+    A: Any,
+    y: Any,
+    lams: Any = None,
+    *,
+    n_lams: int = 30,
+    eps: float = 1e-3,
+    weights: Any = None,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+) -> tuple[np.ndarray, np.ndarray, list[ConvexInfo]]:
+    return _path(SQUARED, "lasso", A, y, lams, n_lams, eps, weights, tol, max_iter)
+
+
+def sqrt_lasso_path(
+    A: Any,
+    y: Any,
+    lams: Any = None,
+    *,
+    n_lams: int = 30,
+    eps: float = 1e-3,
+    weights: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 100,
+) -> tuple[np.ndarray, np.ndarray, list[ConvexInfo]]:
+    return _path(SQRT, "sqrt_lasso", A, y, lams, n_lams, eps, weights, tol, max_iter)
+
+
+def lad_lasso_path(
+    A: Any,
+    y: Any,
+    lams: Any = None,
+    *,
+    n_lams: int = 30,
+    eps: float = 1e-3,
+    weights: Any = None,
+    tol: float = 1e-8,
+    max_iter: int = 50,
+) -> tuple[np.ndarray, np.ndarray, list[ConvexInfo]]:
+    return _path(LAD, "lad_lasso", A, y, lams, n_lams, eps, weights, tol, max_iter)
+
+
+weighted_lasso_path.__doc__ = _PATH_DOC.format(name="weighted_lasso")
+sqrt_lasso_path.__doc__ = _PATH_DOC.format(name="sqrt_lasso")
+lad_lasso_path.__doc__ = _PATH_DOC.format(name="lad_lasso")

@@ -1,0 +1,332 @@
+"""Numba kernels of the recovery family (see sparselin._numba for the conventions).
+
+Batch OMP (Rubinstein, Zibulevsky and Elad, "Efficient implementation of the K-SVD algorithm
+using Batch OMP", Technion CS-2008-08) in two flavours that share the same per-signal step:
+
+* the Gram path works on ``G = A^H A`` and ``A^H y`` only, so that one signal costs
+  ``O(N k^2)`` after the shared Gram matrix is built: the right choice for many signals;
+* the residual path keeps each signal's residual and lets the caller compute ``A^H R`` for
+  all signals with one matrix product per iteration (BLAS 3), for a few signals or a Gram
+  matrix too large to build.
+
+Both keep the Cholesky factor of ``A_S^H A_S`` up to date one row at a time, so that no
+least-squares problem is ever solved from scratch. The columns of ``A`` are assumed to have
+unit norm here; the public function scales them.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .._numba import jit
+
+__all__ = ["omp_gram_batch", "omp_residual_step", "weighted_median_objective"]
+
+# Status codes of a signal: still running, stopped on its budget (n_nonzero or tol), or
+# stopped early because no admissible atom was left (linear dependence, vanishing
+# correlations).
+RUNNING = 0
+DONE = 1
+PREMATURE = 2
+
+
+@jit
+def _select(c, active, iw2, free, thresh):  # pragma: no cover - compiled
+    """Index of the next atom: unpenalised atoms (weight 0) first, then the largest
+    ``|c_j|^2 / w_j^2``; atoms whose squared correlation is below ``thresh`` (numerical
+    zero) are never taken. Returns -1 when no atom qualifies. First maximiser on ties."""
+    best_free = -1.0
+    j_free = -1
+    best = -1.0
+    j_best = -1
+    for j in range(c.shape[0]):
+        if active[j]:
+            continue
+        v = c[j]
+        a2 = v.real * v.real + v.imag * v.imag
+        if a2 <= thresh:
+            continue
+        if free[j]:
+            if a2 > best_free:
+                best_free = a2
+                j_free = j
+        else:
+            s = a2 * iw2[j]
+            if s > best:
+                best = s
+                j_best = j
+    if j_free >= 0:
+        return j_free
+    return j_best
+
+
+@jit
+def _chol_append(L, k, g_col, g_jj, piv_tol):  # pragma: no cover - compiled
+    """Append row ``k`` to the Cholesky factor ``L`` (``L L^H = A_S^H A_S``).
+
+    ``g_col[i] = <a_{S_i}, a_j>`` for the ``k`` active atoms. Returns False (L unchanged
+    in its first k rows) when the new pivot is not positive enough: ``a_j`` is, to working
+    precision, in the span of the active atoms.
+    """
+    # Forward substitution L w = g_col; the new row of L is conj(w) followed by the pivot.
+    d = g_jj.real
+    for i in range(k):
+        s = g_col[i]
+        for t in range(i):
+            s -= L[i, t] * L[k, t].conjugate()
+        wi = s / L[i, i].real
+        L[k, i] = wi.conjugate()
+        d -= wi.real * wi.real + wi.imag * wi.imag
+    if not d > piv_tol:
+        return False
+    L[k, k] = np.sqrt(d)
+    return True
+
+
+@jit
+def _chol_solve(L, k, b, z, gamma):  # pragma: no cover - compiled
+    """Solve ``L L^H gamma = b`` for the leading ``k x k`` block; ``z`` holds ``L^{-1} b``
+    for the first ``k - 1`` entries already (forward substitution is incremental)."""
+    i = k - 1
+    s = b[i]
+    for t in range(i):
+        s -= L[i, t] * z[t]
+    z[i] = s / L[i, i].real
+    for i in range(k - 1, -1, -1):
+        s = z[i]
+        for t in range(i + 1, k):
+            s -= L[t, i].conjugate() * gamma[t]
+        gamma[i] = s / L[i, i].real
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _axpy_rows(alpha, alpha0, G, idx, gamma, k):  # pragma: no cover - compiled
+    """``alpha = alpha0 - sum_i conj(G[idx[i]]) gamma[i]``, row by row (contiguous, SIMD)."""
+    N = alpha.shape[0]
+    for n in range(N):
+        alpha[n] = alpha0[n]
+    for i in range(k):
+        gi = gamma[i]
+        row = G[idx[i]]
+        for n in range(N):
+            alpha[n] = alpha[n] - row[n].conjugate() * gi
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def omp_gram_batch(
+    G,
+    AtY,
+    ynorm2,
+    iw2,
+    free,
+    kmax,
+    tol,
+    use_tol,
+    thresh,
+    piv_tol,
+    idx_out,
+    coef_out,
+    n_out,
+    status_out,
+    path_out,
+    keep_path,
+):  # pragma: no cover - compiled
+    """Batch OMP from the Gram matrix, one signal per thread.
+
+    ``G`` is ``A^H A`` (N x N, unit diagonal), ``AtY`` holds ``A^H y`` for each signal as a
+    row (n_signals x N). For each signal the selected atoms go to ``idx_out[s, :n]``, their
+    coefficients to ``coef_out[s, :n]``, ``n`` to ``n_out[s]`` and DONE / PREMATURE to
+    ``status_out[s]``. With ``keep_path`` the coefficients after each iteration ``i`` go to
+    ``path_out[s, i, :i + 1]``.
+    """
+    n_sig, N = AtY.shape
+    dt = AtY.dtype
+    for s in numba.prange(n_sig):
+        alpha0 = AtY[s]
+        alpha = alpha0.copy()
+        active = np.zeros(N, np.bool_)
+        L = np.zeros((kmax, kmax), dt)
+        z = np.zeros(kmax, dt)
+        gamma = np.zeros(kmax, dt)
+        b = np.zeros(kmax, dt)
+        g_col = np.zeros(kmax, dt)
+        idx = idx_out[s]
+        err = ynorm2[s]
+        k = 0
+        stat = DONE
+        while k < kmax:
+            if use_tol and err <= tol:
+                break
+            j = _select(alpha, active, iw2, free, thresh * ynorm2[s])
+            if j < 0:
+                stat = PREMATURE
+                break
+            for i in range(k):
+                g_col[i] = G[idx[i], j]
+            if k > 0 and not _chol_append(L, k, g_col, G[j, j], piv_tol):
+                stat = PREMATURE
+                break
+            if k == 0:
+                L[0, 0] = np.sqrt(G[j, j].real)
+            idx[k] = j
+            active[j] = True
+            b[k] = alpha0[j]
+            k += 1
+            _chol_solve(L, k, b, z, gamma)
+            # alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G is the
+            # conjugate of column i because G is Hermitian, and rows are contiguous.
+            _axpy_rows(alpha, alpha0, G, idx, gamma, k)
+            # ||y - A_S gamma||^2 = ||y||^2 - Re(b^H gamma) at the least-squares solution.
+            acc = 0.0
+            for i in range(k):
+                acc += (b[i].conjugate() * gamma[i]).real
+            err = ynorm2[s] - acc
+            if keep_path:
+                for i in range(k):
+                    path_out[s, k - 1, i] = gamma[i]
+        for i in range(k):
+            coef_out[s, i] = gamma[i]
+        n_out[s] = k
+        status_out[s] = stat
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def omp_residual_step(
+    C,
+    rows,
+    Y,
+    R,
+    AT,
+    iw2,
+    free,
+    kmax,
+    tol,
+    use_tol,
+    ynorm2,
+    thresh,
+    piv_tol,
+    idx_out,
+    coef_out,
+    n_out,
+    status_out,
+    active_out,
+    L_all,
+    z_all,
+    path_out,
+    keep_path,
+):  # pragma: no cover - compiled
+    """One OMP iteration for the signals ``rows``, given their correlations ``C``.
+
+    ``C[t]`` is ``A^H r`` for signal ``rows[t]`` (computed by the caller with one matrix
+    product for all signals), ``R[s]`` its residual, ``Y[s]`` the signal, ``AT`` the
+    transposed (N x m, C-ordered) unit-norm dictionary. The support, Cholesky factor
+    (``L_all[s]``) and forward-substitution vector (``z_all[s]``) persist between calls.
+    A signal that stops gets DONE or PREMATURE in ``status_out``; others stay RUNNING.
+    """
+    m = Y.shape[1]
+    dt = Y.dtype
+    zero = Y[0, 0] * 0
+    for t in numba.prange(rows.shape[0]):
+        s = rows[t]
+        k = n_out[s]
+        idx = idx_out[s]
+        L = L_all[s]
+        c = C[t]
+        j = _select(c, active_out[s], iw2, free, thresh * ynorm2[s])
+        if j < 0:
+            status_out[s] = PREMATURE
+            continue
+        aj = AT[j]
+        g_col = np.zeros(max(k, 1), dt)
+        for i in range(k):
+            ai = AT[idx[i]]
+            acc = zero
+            for n in range(m):
+                acc += ai[n].conjugate() * aj[n]
+            g_col[i] = acc
+        gjj = 0.0
+        for n in range(m):
+            gjj += aj[n].real * aj[n].real + aj[n].imag * aj[n].imag
+        if k > 0:
+            if not _chol_append(L, k, g_col, gjj, piv_tol):
+                status_out[s] = PREMATURE
+                continue
+        else:
+            L[0, 0] = np.sqrt(gjj)
+        idx[k] = j
+        active_out[s, j] = True
+        k += 1
+        n_out[s] = k
+        # b = A_S^H y; its new entry is <a_j, y>.
+        b = np.zeros(k, dt)
+        for i in range(k):
+            ai = AT[idx[i]]
+            acc = zero
+            for n in range(m):
+                acc += ai[n].conjugate() * Y[s, n]
+            b[i] = acc
+        gamma = coef_out[s]
+        _chol_solve(L, k, b, z_all[s], gamma)
+        r = R[s]
+        for n in range(m):
+            r[n] = Y[s, n]
+        for i in range(k):
+            ai = AT[idx[i]]
+            gi = gamma[i]
+            for n in range(m):
+                r[n] -= ai[n] * gi
+        err = 0.0
+        for n in range(m):
+            err += r[n].real * r[n].real + r[n].imag * r[n].imag
+        if keep_path:
+            for i in range(k):
+                path_out[s, k - 1, i] = gamma[i]
+        if (use_tol and err <= tol) or k >= kmax:
+            status_out[s] = DONE
+
+
+@jit
+def weighted_median_objective(V, A, pen):  # pragma: no cover - compiled
+    """``min_t ||V[:, j] - t A[:, j]||_1 + pen[j] |t|`` for every column ``j`` (real data).
+
+    The minimiser of a sum of ``|v_i - t a_i|`` is a weighted median of the ratios
+    ``v_i / a_i`` with weights ``|a_i|``; the penalty is one more row ``(0, pen_j)``. Returns
+    the minimal values and the minimisers.
+    """
+    m, N = V.shape
+    vals = np.empty(N)
+    ts = np.empty(N)
+    ratio = np.empty(m + 1)
+    wts = np.empty(m + 1)
+    for j in range(N):
+        total = 0.0
+        n = 0
+        for i in range(m):
+            a = A[i, j]
+            if a != 0.0:
+                ratio[n] = V[i, j] / a
+                wts[n] = abs(a)
+                total += wts[n]
+                n += 1
+        if pen[j] > 0.0:
+            ratio[n] = 0.0
+            wts[n] = pen[j]
+            total += pen[j]
+            n += 1
+        t = 0.0
+        if n > 0:
+            order = np.argsort(ratio[:n])
+            half = 0.5 * total
+            acc = 0.0
+            for q in range(n):
+                acc += wts[order[q]]
+                if acc >= half:
+                    t = ratio[order[q]]
+                    break
+        val = pen[j] * abs(t)
+        for i in range(m):
+            val += abs(V[i, j] - t * A[i, j])
+        vals[j] = val
+        ts[j] = t
+    return vals, ts

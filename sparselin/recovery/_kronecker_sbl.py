@@ -1,0 +1,442 @@
+"""Kronecker-structured sparse Bayesian learning (KroSBL; He & Joseph, IEEE TSP 2024).
+
+The dictionary is ``A = A_1 ⊗ A_2 ⊗ ... ⊗ A_I`` and the prior variances are
+``gamma = gamma_1 ⊗ ... ⊗ gamma_I``. Nothing of size ``prod(M_i) x prod(N_i)`` is ever formed:
+
+* vectors are handled as tensors of shape ``(N_1, ..., N_I)`` (row-major, the order of
+  ``numpy.kron``: the last factor's index runs fastest), and ``A x`` is the mode-wise product
+  ``x ×_1 A_1 ×_2 A_2 ... ×_I A_I``;
+* the E-step uses ``A Γ A^H = ⊗_i (A_i Γ_i A_i^H)``: with the eigendecompositions
+  ``A_i Γ_i A_i^H = U_i diag(p_i) U_i^H`` of the small factor matrices,
+  ``Sigma_y^-1 = (⊗U_i) diag(1 / (sigma^2 + ⊗p_i)) (⊗U_i)^H``. With ``G_i = Γ_i A_i^H U_i``
+  the posterior mean is ``mu = (⊗G_i) [v ∘ (⊗U_i^H) y]`` with ``v = 1 / (sigma^2 + ⊗p_i)``,
+  and the posterior variances are ``diag(Sigma) = gamma - (⊗|G_i|^2) v`` (entrywise squares:
+  ``|⊗G_i|^2 = ⊗|G_i|^2``), both by mode-wise products, without the ``N x N`` covariance.
+
+An iteration costs ``O(sum M_i^3)`` for the eigendecompositions plus mode products of about
+``O(N max M_i + M max N_i)``; memory is ``O(sum M_i N_i + N + M)``.
+
+The M-step minimises ``sum_n log gamma_n + Lambda_n / gamma_n`` (``Lambda = diag(Sigma) +
+|mu|^2``) over Kronecker-structured ``gamma``: exactly, by alternating over the factors
+(``method="am"``: each factor's update is that block's exact minimiser, so the cost never
+increases), or approximately, by the nearest rank-one (Kronecker) fit of ``Lambda`` through
+sequential SVDs of its unfoldings (``method="svd"``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .._array import conj_t, namespace
+from .._validation import check_int
+from ._sbl import (
+    _NOISE_FLOOR,
+    SBLResult,
+    check_dictionary,
+    check_options,
+    check_signal,
+    initial_gamma,
+    initial_noise_var,
+    nonzero_columns,
+    prune_mask,
+    relative_change,
+    update_noise,
+    warn_not_converged,
+    work_dtype,
+)
+
+__all__ = ["kron_matvec", "kronecker_sbl"]
+
+_METHODS = ("svd", "am")
+_DEFAULT_PRUNE = {"svd": 1e-3, "am": 1e-2}
+# Inner alternating minimisation (method="am"): relative change of the factors, and a cap.
+_INNER_TOL = 1e-6
+_INNER_MAX_ITER = 50
+
+
+def mode_products(T: Any, mats: Sequence[Any], xp: Any) -> Any:
+    """``T ×_1 mats[0] ×_2 mats[1] ...``: each matrix applied along its mode of ``T``.
+
+    ``T`` has one axis per matrix and optionally trailing axes (several signals), which are
+    carried along. ``mats[i]`` of shape ``(P_i, Q_i)`` maps axis ``i`` from ``Q_i`` to ``P_i``.
+    """
+    for i, M in enumerate(mats):
+        T = xp.moveaxis(xp.tensordot(M, T, axes=([1], [i])), 0, i)
+    return T
+
+
+def kron_matvec(factors: Sequence[Any], x: Any) -> Any:
+    """Apply the Kronecker product of the factors to ``x`` without forming it.
+
+    Computes ``(A_1 ⊗ ... ⊗ A_I) @ x``; ``x`` has ``prod(N_i)`` rows (one or several
+    columns), ordered as ``numpy.kron`` orders them (the last factor's index runs fastest).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin.recovery import kron_matvec
+    >>> rng = np.random.default_rng(0)
+    >>> A1, A2 = rng.standard_normal((3, 4)), rng.standard_normal((2, 5))
+    >>> x = rng.standard_normal(20)
+    >>> bool(np.allclose(kron_matvec([A1, A2], x), np.kron(A1, A2) @ x))
+    True
+    """
+    xp = namespace(*factors, x)
+    shape_in = tuple(A.shape[1] for A in factors)
+    shape_out = tuple(A.shape[0] for A in factors)
+    if x.shape[0] != math.prod(shape_in):
+        raise ValueError(
+            f"x must have prod(N_i) = {math.prod(shape_in)} rows for factors with "
+            f"{shape_in} columns, got shape {x.shape}"
+        )
+    rest = x.shape[1:]
+    T = mode_products(x.reshape(shape_in + rest), factors, xp)
+    return T.reshape((math.prod(shape_out), *rest))
+
+
+def kronecker_sbl(
+    factors: Sequence[Any],
+    y: Any,
+    *,
+    method: Literal["svd", "am"] = "svd",
+    block_sizes: Sequence[int] | None = None,
+    noise_var: float | None = None,
+    max_iter: int = 150,
+    tol: float = 1e-4,
+    prune: float | None = None,
+) -> SBLResult:
+    """Sparse recovery with a Kronecker-structured dictionary and prior (KroSBL).
+
+    Solves ``y = (A_1 ⊗ ... ⊗ A_I) x + n`` for ``x`` whose support is Kronecker-structured
+    (``x = x_1 ⊗ ... ⊗ x_I`` up to values: the support is a product of per-factor supports),
+    by EM on a Gaussian prior with variances ``gamma = gamma_1 ⊗ ... ⊗ gamma_I``. Neither the
+    Kronecker dictionary nor the posterior covariance is formed (see the module notes): an
+    iteration costs about ``sum M_i^3`` plus mode-wise products with the factors.
+
+    Parameters
+    ----------
+    factors : sequence of I arrays, shapes (M_i, N_i)
+        The dictionary factors (NumPy or CuPy, real or complex), ``I >= 1``; ``I = 1`` is
+        classic SBL.
+    y : array of shape (prod M_i,) or (prod M_i, L)
+        The measurements, ordered as ``numpy.kron(A_1, ..., A_I) @ x`` orders them (the last
+        factor's row index runs fastest); ``L`` signals share one support.
+    method : {"svd", "am"}, default="svd"
+        The M-step. ``"am"``: alternating minimisation over the factors ``gamma_i``, each
+        update the exact minimiser of the EM objective over that factor, repeated until the
+        factors settle; the type-II cost never increases (He & Joseph's AM-KroSBL, with its
+        convergence guarantee). ``"svd"``: the unstructured EM update ``Lambda`` reshaped and
+        approximated by its nearest Kronecker (rank-one) product through sequential SVDs of
+        its unfoldings (SVD-KroSBL); cheaper, not monotone, and the more accurate of the two
+        in the authors' experiments.
+    block_sizes : sequence of I ints, optional
+        Block sparsity: within factor ``i``, consecutive runs of ``block_sizes[i]`` entries
+        share one variance (the last block may be shorter), so the support of ``x_i`` is a
+        union of blocks (clustered angles in channel estimation). Pruning removes whole blocks.
+        1 (the default for every factor) is the plain model.
+    noise_var : float, optional
+        The noise variance; learned by EM when None.
+    max_iter : int, default=150
+        Maximum EM iterations (a ``ConvergenceWarning`` if reached).
+    tol : float, default=1e-4
+        Stop when the relative change of ``gamma`` is below ``tol``.
+    prune : float in [0, 1), optional
+        Per factor, entries (blocks) whose share ``gamma_i[j] ||A_i[:, j]||^2`` falls below
+        ``prune`` times the factor's largest share are removed, with their columns; the rule
+        does not depend on the columns' scale. 0 disables pruning. Default: 1e-2 for "am" and
+        1e-3 for "svd", the authors' values (AM's variances decay slowly, and the entries it
+        keeps too long slow it down and spread its estimate).
+
+    Returns
+    -------
+    SBLResult
+        ``coef`` (``x`` estimate, length ``prod N_i``, or ``(prod N_i, L)``), ``gamma`` (the
+        Kronecker product of ``gammas``), ``gammas`` (per factor, normalised so that all but
+        the last have unit norm), ``noise_var``, ``n_iter``, ``converged`` and the
+        per-iteration type-II ``cost``.
+
+    Raises
+    ------
+    ValueError
+        Factor shapes whose row counts do not multiply to ``len(y)``, NaN/inf, a non-positive
+        ``noise_var``, ``block_sizes`` of the wrong length or out of range, bad options.
+    TypeError
+        Sparse, dask or non-numeric input; ``factors`` not a sequence of arrays.
+
+    See Also
+    --------
+    sparselin.sbl : classic SBL on an explicit dictionary.
+
+    References
+    ----------
+    Y. He, G. Joseph, "Bayesian algorithms for Kronecker-structured sparse vector recovery
+    with application to IRS-MIMO channel estimation", IEEE TSP, 2024 (arXiv:2307.14719).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin import kronecker_sbl
+    >>> rng = np.random.default_rng(0)
+    >>> A1, A2 = rng.standard_normal((12, 30)), rng.standard_normal((12, 30))
+    >>> x1, x2 = np.zeros(30), np.zeros(30)
+    >>> x1[[2, 17]], x2[[5, 22]] = [1.0, -1.5], [2.0, 1.0]
+    >>> x = np.kron(x1, x2)
+    >>> y = np.kron(A1, A2) @ x + 1e-3 * rng.standard_normal(144)
+    >>> res = kronecker_sbl([A1, A2], y)
+    >>> bool(np.linalg.norm(res.coef - x) < 1e-2 * np.linalg.norm(x))
+    True
+    """
+    if isinstance(factors, (str, bytes)) or not isinstance(factors, Sequence) or not factors:
+        raise TypeError(
+            "factors must be a non-empty sequence (list or tuple) of 2-D arrays, got "
+            f"{type(factors).__name__}"
+        )
+    factors = [check_dictionary(A, f"factors[{i}]") for i, A in enumerate(factors)]
+    M = math.prod(A.shape[0] for A in factors)
+    Y, vector = check_signal(y, M)
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if prune is None:
+        prune = _DEFAULT_PRUNE[method]
+    noise_var, max_iter, tol, prune = check_options(noise_var, max_iter, tol, prune)
+    I = len(factors)
+    if block_sizes is None:
+        blocks = [1] * I
+    else:
+        if isinstance(block_sizes, (str, bytes)) or len(block_sizes) != I:
+            raise ValueError(
+                f"block_sizes must give one block size per factor ({I}), got {block_sizes!r}"
+            )
+        blocks = [
+            check_int(b, f"block_sizes[{i}]", low=1, high=factors[i].shape[1])
+            for i, b in enumerate(block_sizes)
+        ]
+    xp = namespace(*factors, Y)
+    work, out = work_dtype(*(A.dtype for A in factors), Y.dtype)
+    core = _kronecker_sbl_core(
+        [A.astype(work) for A in factors],
+        Y.astype(work),
+        method,
+        blocks,
+        noise_var,
+        max_iter,
+        tol,
+        prune,
+        xp,
+    )
+    coef, gammas, s2, n_iter, converged, costs, change = core
+    if not converged:
+        warn_not_converged("kronecker_sbl", max_iter, change, tol)
+    real_out = np.finfo(out).dtype
+    gamma = gammas[0]
+    for g in gammas[1:]:
+        gamma = xp.kron(gamma, g)
+    coef = coef.astype(out)
+    return SBLResult(
+        coef=coef[:, 0] if vector else coef,
+        gamma=gamma.astype(real_out),
+        noise_var=s2,
+        n_iter=n_iter,
+        converged=converged,
+        cost=costs,
+        gammas=[g.astype(real_out) for g in gammas],
+    )
+
+
+def _outer(vectors: Sequence[Any], xp: Any) -> Any:
+    """The tensor ``v_1 ∘ v_2 ∘ ...`` (outer product), shape ``(len v_1, len v_2, ...)``."""
+    T = vectors[0]
+    for v in vectors[1:]:
+        T = T[..., None] * v
+    return T
+
+
+def _block_mean(v: Any, ids: Any, xp: Any) -> Any:
+    """Each entry replaced by the mean over its block (``ids``: block id of each entry)."""
+    _, inverse = xp.unique(ids, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    return (xp.bincount(inverse, weights=v) / xp.bincount(inverse))[inverse]
+
+
+def _posterior(
+    As: Sequence[Any], Yt: Any, gs: Sequence[Any], s2: float, xp: Any
+) -> tuple[Any, Any, float]:
+    """Posterior mean tensor, diag(Sigma) tensor and type-II cost, by mode-wise products."""
+    L = Yt.shape[-1]
+    Us, ps, Gs = [], [], []
+    for A, g in zip(As, gs, strict=True):
+        AH = conj_t(A)
+        C = (A * g[None, :]) @ AH
+        p, U = xp.linalg.eigh(C)
+        UH = conj_t(U)
+        Us.append(UH)
+        ps.append(xp.maximum(p, 0.0))  # a PSD matrix's eigenvalues, rounding aside
+        Gs.append(g[:, None] * (AH @ U))
+    v = 1.0 / (s2 + _outer(ps, xp))
+    rotated = mode_products(Yt, Us, xp)
+    w = rotated * v[..., None]
+    mu = mode_products(w, Gs, xp)
+    gamma = _outer(gs, xp)
+    diag = gamma - mode_products(v, [xp.abs(G) ** 2 for G in Gs], xp)
+    cost = -L * float(xp.sum(xp.log(v))) + float(xp.sum(xp.abs(rotated) ** 2 * v[..., None]))
+    return mu, xp.maximum(diag, 0.0), cost
+
+
+def _m_step_am(Lam: Any, gs: list[Any], blocks: list[Any], xp: Any) -> list[Any]:
+    """Alternating exact minimisation of ``sum log gamma + Lambda / gamma`` over the factors.
+
+    With the other factors fixed, the objective separates over the entries of ``gamma_i``
+    and is minimised at ``gamma_i[j] = mean over the other indices of Lambda / prod gamma_k``
+    (and at the block mean of that for a block of entries sharing one variance). The factors
+    are then rescaled (all but the last to unit norm), which leaves ``gamma`` unchanged.
+    """
+    I = len(gs)
+    gs = [g.copy() for g in gs]
+    for _ in range(_INNER_MAX_ITER):
+        before = xp.concatenate(gs)
+        for i in range(I):
+            others = [xp.ones_like(g) if k == i else g for k, g in enumerate(gs)]
+            ratio = Lam / _outer(others, xp)
+            axes = tuple(k for k in range(I) if k != i)
+            target = xp.mean(ratio, axis=axes) if axes else ratio
+            if blocks[i] is not None:
+                target = _block_mean(target, blocks[i], xp)
+            gs[i] = xp.maximum(target, np.finfo(np.float64).tiny)
+        for i in range(I - 1):
+            norm = float(xp.linalg.norm(gs[i]))
+            gs[i] = gs[i] / norm
+            gs[-1] = gs[-1] * norm
+        if relative_change(xp.concatenate(gs), before, xp) < _INNER_TOL:
+            break
+    return gs
+
+
+def _m_step_svd(Lam: Any, blocks: list[Any], xp: Any) -> list[Any]:
+    """Nearest Kronecker product to ``Lambda`` by sequential rank-one SVD fits.
+
+    ``Lambda`` unfolded as ``N_1 x (N_2 ... N_I)`` is approximated by its top singular pair:
+    ``gamma_1 = |u_1|`` (unit norm) and the rest ``s_1 |v_1|``, which is unfolded again for
+    the next factor. ``Lambda`` is non-negative, so its top singular vectors are (up to sign)
+    non-negative (Perron-Frobenius) and the absolute value only removes the sign and rounding.
+    """
+    I = Lam.ndim
+    gs = []
+    rest = Lam
+    for i in range(I - 1):
+        mat = rest.reshape(rest.shape[0], -1)
+        U, s, Vt = xp.linalg.svd(mat, full_matrices=False)
+        g = xp.abs(U[:, 0])
+        if blocks[i] is not None:
+            g = _block_mean(g, blocks[i], xp)
+            g = g / xp.linalg.norm(g)
+        gs.append(g)
+        # Least-squares remainder for this (possibly block-averaged) unit factor.
+        rest = (g @ mat).reshape(rest.shape[1:])
+    last = xp.maximum(rest.reshape(-1), 0.0)
+    if blocks[-1] is not None:
+        last = _block_mean(last, blocks[-1], xp)
+    gs.append(last)
+    tiny = np.finfo(np.float64).tiny
+    return [xp.maximum(g, tiny) for g in gs]
+
+
+def _kronecker_sbl_core(
+    As: list[Any],
+    Y: Any,
+    method: str,
+    block_sizes: list[int],
+    noise_var: float | None,
+    max_iter: int,
+    tol: float,
+    prune: float,
+    xp: Any,
+) -> tuple[Any, list[Any], float, int, bool, list[float], float]:
+    """EM for KroSBL on validated double-precision input (no checks)."""
+    I = len(As)
+    Ms = tuple(A.shape[0] for A in As)
+    Ns = tuple(A.shape[1] for A in As)
+    L = Y.shape[1]
+    Yt = Y.reshape((*Ms, L))
+    learn = noise_var is None
+    s2 = initial_noise_var(Y, xp) if learn else float(noise_var)
+    floor = _NOISE_FLOOR * max(float(xp.mean(xp.abs(Y) ** 2)), np.finfo(np.float64).tiny)
+    col2 = [xp.sum(xp.abs(A) ** 2, axis=0) for A in As]
+    keep = [nonzero_columns(c, xp) for c in col2]
+    # Block id of every entry of each factor (consecutive runs of block_sizes[i]).
+    block_ids = [xp.arange(n) // b for n, b in zip(Ns, block_sizes, strict=True)]
+    gammas = [xp.zeros(n, dtype=np.float64) for n in Ns]
+    for g, k, c, mi in zip(gammas, keep, col2, Ms, strict=True):
+        g[k] = initial_gamma(c[k], mi, xp)
+    costs: list[float] = []
+    converged = False
+    change = float("inf")
+    it = 0
+    m = math.prod(Ms)
+    for it in range(1, max_iter + 1):  # noqa: B007 (it is reported after the loop)
+        if any(k.size == 0 for k in keep):
+            break
+        Ak = [A[:, k] for A, k in zip(As, keep, strict=True)]
+        gk = [g[k] for g, k in zip(gammas, keep, strict=True)]
+        mu, diag, cost = _posterior(Ak, Yt, gk, s2, xp)
+        costs.append(cost)
+        gamma_k = _outer(gk, xp)
+        if learn:
+            resid = Yt - mode_products(mu, Ak, xp)
+            s2 = update_noise(
+                float(xp.sum(xp.abs(resid) ** 2)),
+                s2,
+                gamma_k.reshape(-1),
+                diag.reshape(-1),
+                m,
+                L,
+                xp,
+                floor,
+            )
+        Lam = diag + xp.mean(xp.abs(mu) ** 2, axis=-1)
+        bids = [
+            ids[k] if b > 1 else None
+            for ids, k, b in zip(block_ids, keep, block_sizes, strict=True)
+        ]
+        if method == "am":
+            new = _m_step_am(Lam, gk, bids, xp)
+        else:
+            new = _m_step_svd(Lam, bids, xp)
+        old_full = _outer(gk, xp)
+        change = relative_change(_outer(new, xp), old_full, xp)
+        for i in range(I):
+            gammas[i][:] = 0.0
+            gammas[i][keep[i]] = new[i]
+        for i in range(I):
+            share = gammas[i][keep[i]] * col2[i][keep[i]]
+            if block_sizes[i] > 1:
+                share = _block_max(share, block_ids[i][keep[i]], xp)
+            mask = prune_mask(share, prune, xp)
+            if not bool(mask.all()):
+                gammas[i][keep[i][~mask]] = 0.0
+                keep[i] = keep[i][mask]
+        if change < tol:
+            converged = True
+            break
+    coef = xp.zeros((*Ns, L), dtype=Y.dtype)
+    if all(k.size for k in keep):
+        Ak = [A[:, k] for A, k in zip(As, keep, strict=True)]
+        gk = [g[k] for g, k in zip(gammas, keep, strict=True)]
+        mu, _, _ = _posterior(Ak, Yt, gk, s2, xp)
+        coef[xp.ix_(*keep)] = mu
+    return coef.reshape(-1, L), gammas, float(s2), it, converged, costs, change
+
+
+def _block_max(share: Any, ids: Any, xp: Any) -> Any:
+    """Each entry replaced by the largest share in its block (blocks are pruned whole)."""
+    _, inverse = xp.unique(ids, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    # Sorting by (block, share) puts each block's maximum last in its run.
+    order = xp.lexsort(xp.stack([share, inverse.astype(share.dtype)]))
+    last = xp.concatenate([inverse[order][1:] != inverse[order][:-1], xp.ones(1, dtype=bool)])
+    top = xp.zeros(int(inverse.max()) + 1, dtype=share.dtype)
+    top[inverse[order][last]] = share[order][last]
+    return top[inverse]

@@ -1,0 +1,277 @@
+"""omp against scikit-learn's orthogonal_mp, least squares and brute-force support search."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.linear_model import orthogonal_mp
+
+from sparselin.recovery import _greedy, omp
+
+
+def _problem(rng, m, N, n_signals=None, s=5, dtype=np.float64, unit=True):
+    A = rng.standard_normal((m, N))
+    if np.dtype(dtype).kind == "c":
+        A = A + 1j * rng.standard_normal((m, N))
+    if unit:
+        A /= np.linalg.norm(A, axis=0)
+    shape = (N,) if n_signals is None else (N, n_signals)
+    X = np.zeros(shape, dtype=A.dtype)
+    cols = 1 if n_signals is None else n_signals
+    for c in range(cols):
+        sup = rng.choice(N, s, replace=False)
+        vals = rng.standard_normal(s)
+        if np.dtype(dtype).kind == "c":
+            vals = vals + 1j * rng.standard_normal(s)
+        if n_signals is None:
+            X[sup] = vals
+        else:
+            X[sup, c] = vals
+    return A.astype(dtype), X.astype(dtype)
+
+
+@pytest.mark.parametrize("n_signals", [None, 1, 3, 400])
+def test_matches_sklearn_on_random_problems(rng, n_signals):
+    # 400 signals take the Gram path, a few the residual path; both must agree with sklearn.
+    A, _ = _problem(rng, 40, 90)
+    Y = rng.standard_normal((40,) if n_signals is None else (40, n_signals))
+    for k in (1, 7, 25):
+        ours = omp(A, Y, n_nonzero=k)
+        ref = orthogonal_mp(A, Y, n_nonzero_coefs=k)
+        np.testing.assert_allclose(ours.reshape(ref.shape), ref, atol=1e-10)
+
+
+@pytest.mark.parametrize("path", ["gram", "residual"])
+def test_both_paths_agree(rng, monkeypatch, path):
+    A, X = _problem(rng, 30, 60, n_signals=20, s=4)
+    Y = A @ X + 1e-2 * rng.standard_normal((30, 20))
+    monkeypatch.setattr(_greedy, "_use_gram", lambda *a: path == "gram")
+    ours = omp(A, Y, n_nonzero=8)
+    ref = orthogonal_mp(A, Y, n_nonzero_coefs=8)
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+def test_tol_means_squared_residual_norm(rng):
+    A, _ = _problem(rng, 40, 80)
+    y = rng.standard_normal(40)
+    for tol in (5.0, 0.5, 1e-3):
+        ours = omp(A, y, tol=tol)
+        ref = orthogonal_mp(A, y, tol=tol)
+        np.testing.assert_allclose(ours, ref, atol=1e-10)
+        assert np.sum((y - A @ ours) ** 2) <= tol
+        # one atom fewer would not have met tol (the count is minimal for the greedy path)
+        k = np.count_nonzero(ours)
+        if k > 1:
+            fewer = omp(A, y, n_nonzero=k - 1)
+            assert np.sum((y - A @ fewer) ** 2) > tol
+
+
+def test_default_n_nonzero_is_sklearns(rng):
+    A, _ = _problem(rng, 50, 120)
+    y = rng.standard_normal(50)
+    assert np.count_nonzero(omp(A, y)) == 12
+    np.testing.assert_allclose(omp(A, y), orthogonal_mp(A, y), atol=1e-10)
+
+
+def test_non_unit_columns_are_normalised_and_mapped_back(rng):
+    A, x = _problem(rng, 40, 100, s=6)
+    scales = rng.uniform(0.01, 100, 100)
+    As = A * scales
+    # the same sparse vector, in the scaled dictionary's units
+    ours = omp(As, As @ (x / scales), n_nonzero=6)
+    np.testing.assert_allclose(ours, x / scales, rtol=1e-9, atol=1e-12)
+    # and identical to OMP on the normalised dictionary, mapped back
+    y = rng.standard_normal(40)
+    np.testing.assert_allclose(
+        omp(As, y, n_nonzero=9) * scales, orthogonal_mp(A, y, n_nonzero_coefs=9), atol=1e-9
+    )
+
+
+def test_exact_recovery_at_usual_sample_counts(rng):
+    # m ~ 2 s log(N / s): Gaussian measurements recover s-sparse vectors with OMP.
+    N, s = 256, 8
+    m = 64
+    A, X = _problem(rng, m, N, n_signals=50, s=s)
+    coef = omp(A, A @ X, n_nonzero=s)
+    ok = np.all(np.abs(coef - X) < 1e-8, axis=0)
+    assert ok.mean() >= 0.95
+
+
+@pytest.mark.parametrize("dtype", [np.complex128, np.complex64])
+def test_complex_exact_recovery_and_least_squares(rng, dtype):
+    A, X = _problem(rng, 48, 100, n_signals=6, s=5, dtype=dtype)
+    coef = omp(A, A @ X, n_nonzero=5)
+    assert coef.dtype == dtype
+    tol = 1e-4 if dtype == np.complex64 else 1e-10
+    np.testing.assert_allclose(coef, X, atol=tol)
+    # noisy: coefficients are the least-squares fit on the selected support
+    y = (A @ X[:, 0] + 0.05 * rng.standard_normal(48)).astype(dtype)
+    c = omp(A, y, n_nonzero=7)
+    sup = np.flatnonzero(c)
+    ls = np.linalg.lstsq(A[:, sup].astype(np.complex128), y.astype(np.complex128), rcond=None)[0]
+    np.testing.assert_allclose(c[sup], ls, atol=10 * tol + 1e-4 * (dtype == np.complex64))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_kept(rng, dtype):
+    A, X = _problem(rng, 40, 80, n_signals=300, s=4)
+    Y = A @ X
+    coef = omp(A.astype(dtype), Y.astype(dtype), n_nonzero=4)
+    assert coef.dtype == dtype
+    ref = orthogonal_mp(A, Y, n_nonzero_coefs=4)
+    if dtype == np.float64:
+        np.testing.assert_allclose(coef, ref, atol=1e-10)
+    else:
+        # float32 rounding may flip a near-tie between two correlations on a few signals
+        ok = np.all(np.abs(coef - ref) < 1e-4, axis=0)
+        assert ok.mean() >= 0.98
+    assert np.all(np.abs(ref - X) < 1e-8, axis=0).mean() >= 0.95
+
+
+def _brute_force_best(A, y, k):
+    """Smallest residual over every support of size k (least squares on each)."""
+    best, best_sup = np.inf, None
+    for sup in itertools.combinations(range(A.shape[1]), k):
+        B = A[:, sup]
+        coef = np.linalg.lstsq(B, y, rcond=None)[0]
+        res = np.linalg.norm(y - B @ coef)
+        if res < best:
+            best, best_sup = res, sup
+    return best, best_sup
+
+
+def test_brute_force_support_search_on_tiny_sizes(rng):
+    # On tiny problems with a well separated sparse signal, OMP finds the best support; in
+    # every case its residual is never below the optimum (sanity of the least-squares refit).
+    hits = 0
+    for _ in range(20):
+        A, x = _problem(rng, 8, 12, s=2)
+        y = A @ x + 1e-3 * rng.standard_normal(8)
+        coef = omp(A, y, n_nonzero=2)
+        best, best_sup = _brute_force_best(A, y, 2)
+        res = np.linalg.norm(y - A @ coef)
+        assert res >= best - 1e-12
+        hits += tuple(np.flatnonzero(coef)) == best_sup
+        sup = np.flatnonzero(coef)
+        ls = np.linalg.lstsq(A[:, sup], y, rcond=None)[0]
+        np.testing.assert_allclose(coef[sup], ls, atol=1e-12)
+    assert hits >= 16
+
+
+def test_weights_scale_the_selection(rng):
+    A, _ = _problem(rng, 30, 50)
+    y = rng.standard_normal(30)
+    w = rng.uniform(0.2, 3, 50)
+    # weighted OMP = OMP on columns a_j / w_j, mapped back
+    ref = orthogonal_mp(A / w, y, n_nonzero_coefs=6) / w
+    np.testing.assert_allclose(omp(A, y, n_nonzero=6, weights=w), ref, atol=1e-10)
+    # zero weight: unpenalised atoms are taken first
+    w0 = np.ones(50)
+    w0[[7, 40]] = 0
+    first = omp(A, y, n_nonzero=2, weights=w0)
+    assert set(np.flatnonzero(first)) == {7, 40}
+
+
+def test_batch_equals_one_by_one(rng):
+    A, X = _problem(rng, 30, 70, n_signals=40, s=3)
+    Y = A @ X + 0.1 * rng.standard_normal((30, 40))
+    batch, n_iter = omp(A, Y, n_nonzero=5, return_n_iter=True)
+    for s in range(0, 40, 7):
+        np.testing.assert_allclose(batch[:, s], omp(A, Y[:, s], n_nonzero=5), atol=1e-12)
+    assert np.all(n_iter == 5)
+
+
+def test_return_path(rng):
+    A, _ = _problem(rng, 30, 60)
+    Y = rng.standard_normal((30, 3))
+    coef = omp(A, Y, n_nonzero=5)
+    path = omp(A, Y, n_nonzero=5, return_path=True)
+    assert path.shape == (60, 3, 5)
+    np.testing.assert_allclose(path[:, :, -1], coef)
+    for k in range(1, 6):
+        np.testing.assert_allclose(path[:, :, k - 1], omp(A, Y, n_nonzero=k), atol=1e-12)
+
+
+def test_linear_dependence_warns_and_zero_signal_is_silent(rng):
+    A, _ = _problem(rng, 20, 30)
+    A[:, 1] = A[:, 0]
+    y = 2.0 * A[:, 0]
+    with pytest.warns(RuntimeWarning, match="ended prematurely"):
+        coef = omp(A, y, n_nonzero=2)
+    np.testing.assert_allclose(A @ coef, y, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not omp(A, np.zeros(20), n_nonzero=3).any()
+
+
+def test_inputs_not_modified(rng):
+    A, X = _problem(rng, 20, 40, n_signals=5, unit=False)
+    Y = A @ X
+    A0, Y0 = A.copy(), Y.copy()
+    omp(A, Y, n_nonzero=3)
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(Y, Y0)
+
+
+def _adapter_source() -> str:
+    return '''
+import numpy as _np
+from sparselin.recovery import omp as _omp
+
+
+def orthogonal_mp(X, y, *, n_nonzero_coefs=None, tol=None, precompute=False, copy_X=True,
+                  return_path=False, return_n_iter=False):
+    """sklearn's orthogonal_mp argument names mapped onto sparselin's omp."""
+    X = _np.asarray(X)
+    if n_nonzero_coefs is not None and n_nonzero_coefs > X.shape[1]:
+        raise ValueError("The number of atoms cannot be more than the number of features")
+    return _omp(X, y, n_nonzero=n_nonzero_coefs, tol=tol, return_path=return_path,
+                return_n_iter=return_n_iter)
+'''
+
+
+def test_sklearn_own_omp_tests_pass_with_sparselin(tmp_path):
+    """scikit-learn's test_omp.py with ``orthogonal_mp`` swapped for sparselin's ``omp``.
+
+    The module is read from the installed scikit-learn; only the import is rewritten, to an
+    adapter that maps argument names (n_nonzero_coefs -> n_nonzero; precompute and copy_X
+    have no counterpart: sparselin picks the Gram path itself and never modifies X).
+    """
+    source_path = Path(sklearn.__file__).parent / "linear_model/tests/test_omp.py"
+    assert source_path.exists(), f"scikit-learn's test module is missing: {source_path}"
+    source = source_path.read_text()
+    original = "    orthogonal_mp,\n"
+    assert original in source, "scikit-learn changed the import block; update the swap"
+    swapped = source.replace(original, "", 1).replace(
+        "from sklearn.utils import check_random_state",
+        "from sklearn.utils import check_random_state\nfrom omp_adapter import orthogonal_mp",
+    )
+    (tmp_path / "omp_adapter.py").write_text(_adapter_source())
+    target = tmp_path / "test_sklearn_omp_swapped.py"
+    target.write_text(swapped)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "sklearn.conftest",
+            str(target),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "passed" in proc.stdout

@@ -1,0 +1,338 @@
+"""Sparse Bayesian learning: classic EM-SBL and Kronecker-structured SBL (KroSBL)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from sparselin.recovery._kronecker_sbl import (
+    _posterior as kron_posterior,
+)
+from sparselin.recovery._kronecker_sbl import (
+    kron_matvec,
+    kronecker_sbl,
+)
+from sparselin.recovery._sbl import _posterior as dense_posterior
+from sparselin.recovery._sbl import sbl
+
+
+def _kron(mats):
+    out = mats[0]
+    for M in mats[1:]:
+        out = np.kron(out, M)
+    return out
+
+
+def _randn(rng, shape, cplx):
+    z = rng.standard_normal(shape)
+    return z + 1j * rng.standard_normal(shape) if cplx else z
+
+
+def _kron_sparse(rng, Ns, K, cplx=False):
+    parts = []
+    for n in Ns:
+        v = np.zeros(n, dtype=complex if cplx else float)
+        z = _randn(rng, K, cplx)
+        v[rng.choice(n, K, replace=False)] = z / np.abs(z) * (0.5 + np.abs(z))
+        parts.append(v)
+    return _kron(parts)
+
+
+def _reference_posterior(A, Y, gamma, s2):
+    """The textbook E-step on the explicit matrices: Sigma = (Γ^-1 + A^H A / s2)^-1."""
+    AH = A.conj().T
+    Sigma = np.linalg.inv(np.diag(1.0 / gamma) + AH @ A / s2)
+    mu = Sigma @ AH @ Y / s2
+    Sy = s2 * np.eye(A.shape[0]) + (A * gamma) @ AH
+    cost = Y.shape[1] * np.linalg.slogdet(Sy)[1] + np.real(
+        np.trace(Y.conj().T @ np.linalg.solve(Sy, Y))
+    )
+    return mu, np.real(np.diag(Sigma)), cost
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("shape", [(12, 30), (30, 12)])
+def test_dense_e_step_matches_textbook(cplx, shape):
+    # Both sides of the Woodbury identity (m <= n and m > n) give the same posterior.
+    rng = np.random.default_rng(0)
+    A = _randn(rng, shape, cplx)
+    Y = _randn(rng, (shape[0], 3), cplx)
+    gamma = rng.random(shape[1]) + 0.05
+    mu, diag, cost = dense_posterior(A, Y, gamma, 0.2, np)
+    mu_ref, diag_ref, cost_ref = _reference_posterior(A, Y, gamma, 0.2)
+    np.testing.assert_allclose(mu, mu_ref, atol=1e-10)
+    np.testing.assert_allclose(diag, diag_ref, atol=1e-10)
+    assert cost == pytest.approx(cost_ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+@pytest.mark.parametrize("dims", [[(3, 5), (4, 6)], [(3, 4), (2, 5), (3, 3)]])
+def test_kronecker_e_step_equals_dense(cplx, dims):
+    rng = np.random.default_rng(1)
+    As = [_randn(rng, d, cplx) for d in dims]
+    gs = [rng.random(d[1]) + 0.05 for d in dims]
+    M = int(np.prod([d[0] for d in dims]))
+    Y = _randn(rng, (M, 2), cplx)
+    Ms = tuple(d[0] for d in dims)
+    mu, diag, cost = kron_posterior(As, Y.reshape((*Ms, 2)), gs, 0.3, np)
+    mu_ref, diag_ref, cost_ref = _reference_posterior(_kron(As), Y, _kron(gs), 0.3)
+    np.testing.assert_allclose(mu.reshape(-1, 2), mu_ref, atol=1e-10)
+    np.testing.assert_allclose(diag.reshape(-1), diag_ref, atol=1e-10)
+    assert cost == pytest.approx(cost_ref, rel=1e-10)
+
+
+def test_kron_matvec_dot_test():
+    rng = np.random.default_rng(2)
+    As = [rng.standard_normal((3, 4)), rng.standard_normal((5, 2)), rng.standard_normal((2, 3))]
+    x = rng.standard_normal((24, 2))
+    np.testing.assert_allclose(kron_matvec(As, x), _kron(As) @ x, atol=1e-12)
+    # Adjoint: <A x, y> = <x, A^T y> through the transposed factors.
+    y = rng.standard_normal(30)
+    lhs = kron_matvec(As, x[:, 0]) @ y
+    rhs = x[:, 0] @ kron_matvec([A.T for A in As], y)
+    assert lhs == pytest.approx(rhs, rel=1e-12)
+
+
+@pytest.mark.parametrize("cplx", [False, True])
+def test_sbl_recovers_sparse_vector(cplx):
+    rng = np.random.default_rng(3)
+    A = _randn(rng, (50, 120), cplx)
+    x = np.zeros(120, dtype=A.dtype)
+    support = [4, 40, 77, 101]
+    z = _randn(rng, 4, cplx)
+    x[support] = z / np.abs(z) * (1.0 + np.abs(z))  # magnitudes of at least 1
+    y = A @ x + 1e-3 * _randn(rng, 50, cplx)
+    res = sbl(A, y)
+    assert res.converged
+    assert sorted(np.flatnonzero(np.abs(res.coef) > 1e-2)) == support
+    assert np.linalg.norm(res.coef - x) < 1e-2 * np.linalg.norm(x)
+    # Learned from a start at a tenth of the signal power, down near the true 1e-6 (EM's
+    # noise estimate converges slowly; it need not be exact at tol).
+    assert 1e-7 < res.noise_var < 1e-4
+    # EM never increases the type-II cost.
+    c = np.array(res.cost)
+    assert np.all(np.diff(c) <= 1e-9 * np.abs(c[1:]))
+
+
+def test_sbl_multiple_measurement_vectors_share_support():
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((30, 80))
+    X = np.zeros((80, 5))
+    X[[3, 50, 60]] = rng.standard_normal((3, 5)) + 1.0
+    res = sbl(A, A @ X + 1e-3 * rng.standard_normal((30, 5)))
+    assert res.coef.shape == (80, 5)
+    assert np.linalg.norm(res.coef - X) < 1e-2 * np.linalg.norm(X)
+
+
+def test_sbl_pruning_does_not_depend_on_column_scale():
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((40, 100))
+    x = np.zeros(100)
+    x[[1, 20, 90]] = [1.0, -1.0, 2.0]
+    y = A @ x + 1e-3 * rng.standard_normal(40)
+    d = 10.0 ** rng.uniform(-3, 3, 100)
+    a = sbl(A, y, noise_var=1e-6)
+    b = sbl(A * d, y, noise_var=1e-6)
+    # Scaling column j by d_j scales its coefficient by 1/d_j and nothing else.
+    np.testing.assert_allclose(b.coef * d, a.coef, atol=1e-6)
+    np.testing.assert_allclose(b.gamma * d**2, a.gamma, rtol=1e-5, atol=1e-12)
+
+
+def test_sbl_float32_in_float32_out_and_inputs_untouched():
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((20, 50)).astype(np.float32)
+    y = rng.standard_normal(20).astype(np.float32)
+    A0, y0 = A.copy(), y.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = sbl(A, y, max_iter=20)
+    assert res.coef.dtype == np.float32 and res.gamma.dtype == np.float32
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_not_converging_warns():
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((20, 60))
+    y = rng.standard_normal(20)
+    with pytest.warns(ConvergenceWarning, match="max_iter=2"):
+        res = sbl(A, y, max_iter=2)
+    assert not res.converged and res.n_iter == 2
+    with pytest.warns(ConvergenceWarning, match="kronecker_sbl"):
+        kronecker_sbl([A[:4, :6], A[4:9, :10]], y, max_iter=2)
+
+
+@pytest.mark.parametrize("method", ["svd", "am"])
+@pytest.mark.parametrize("cplx", [False, True])
+def test_kronecker_sbl_recovers_kronecker_support(method, cplx):
+    rng = np.random.default_rng(8)
+    As = [_randn(rng, (10, 24), cplx), _randn(rng, (12, 24), cplx)]
+    x = _kron_sparse(rng, (24, 24), 2, cplx)
+    y = kron_matvec(As, x) + 1e-3 * _randn(rng, 120, cplx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = kronecker_sbl(As, y, method=method)
+    assert np.linalg.norm(res.coef - x) ** 2 < 1e-3 * np.linalg.norm(x) ** 2
+    assert len(res.gammas) == 2
+    np.testing.assert_allclose(res.gamma, np.kron(*res.gammas))
+    assert np.linalg.norm(res.gammas[0]) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("noise_var", [None, 1e-4])
+def test_am_cost_never_increases(noise_var):
+    # AM's guarantee holds for EM itself; pruning (a heuristic that removes coordinates for
+    # good) is switched off to check it.
+    rng = np.random.default_rng(14)
+    As = [rng.standard_normal((8, 20)), rng.standard_normal((9, 20)), rng.standard_normal((4, 5))]
+    x = _kron_sparse(rng, (20, 20, 5), 2)
+    y = kron_matvec(As, x) + 1e-2 * rng.standard_normal(288)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = kronecker_sbl(As, y, method="am", noise_var=noise_var, prune=0.0, max_iter=60)
+    c = np.array(res.cost)
+    assert np.all(np.diff(c) <= 1e-9 * np.abs(c[1:])), "the AM cost increased"
+
+
+def test_kronecker_sbl_nmse_falls_with_snr():
+    rng = np.random.default_rng(9)
+    As = [
+        rng.standard_normal((8, 15)),
+        rng.standard_normal((12, 15)),
+        rng.standard_normal((15, 15)),
+    ]
+    nmse = []
+    for snr_db in (5, 15, 25):
+        errs = []
+        for _ in range(4):
+            x = _kron_sparse(rng, (15, 15, 15), 3)
+            y0 = kron_matvec(As, x)
+            sigma = np.sqrt(np.mean(y0**2) / 10 ** (snr_db / 10))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                res = kronecker_sbl(As, y0 + sigma * rng.standard_normal(y0.shape))
+            errs.append(np.sum((res.coef - x) ** 2) / np.sum(x**2))
+        nmse.append(np.median(errs))
+    assert nmse[0] > nmse[1] > nmse[2]
+    assert nmse[2] < 5e-3
+
+
+def test_one_factor_is_classic_sbl():
+    rng = np.random.default_rng(10)
+    A = rng.standard_normal((25, 60))
+    x = np.zeros(60)
+    x[[5, 33]] = [1.0, -2.0]
+    y = A @ x + 1e-2 * rng.standard_normal(25)
+    a = sbl(A, y)
+    for method in ("svd", "am"):
+        b = kronecker_sbl([A], y, method=method, prune=1e-3)
+        np.testing.assert_allclose(b.coef, a.coef, atol=1e-8)
+        assert b.n_iter == a.n_iter
+
+
+def test_kronecker_sbl_matches_sbl_on_the_full_matrix_when_structure_is_exact():
+    # From gamma = 1, one EM step of each method gives the same posterior as the dense route.
+    rng = np.random.default_rng(11)
+    As = [rng.standard_normal((5, 7)), rng.standard_normal((6, 8))]
+    y = rng.standard_normal(30)
+    a = sbl(_kron(As), y, noise_var=0.1, max_iter=1, prune=0.0, tol=1e9)
+    b = kronecker_sbl(As, y, noise_var=0.1, max_iter=1, prune=0.0, tol=1e9)
+    assert a.cost[0] == pytest.approx(b.cost[0], rel=1e-12)
+
+
+def test_block_sparse_beats_plain_on_block_sparse_channels():
+    rng = np.random.default_rng(12)
+    Ns, blocks = (24, 24), (4, 4)
+    errs_plain, errs_block = [], []
+    for _ in range(5):
+        As = [rng.standard_normal((9, 24)), rng.standard_normal((9, 24))]
+        parts = []
+        for n, b in zip(Ns, blocks, strict=True):
+            v = np.zeros(n)
+            start = b * rng.integers(0, n // b)
+            v[start : start + b] = rng.standard_normal(b) + np.sign(rng.standard_normal(b))
+            parts.append(v)
+        x = np.kron(*parts)
+        y0 = kron_matvec(As, x)
+        y = y0 + np.sqrt(np.mean(y0**2) / 10) * rng.standard_normal(y0.shape)  # 10 dB
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            plain = kronecker_sbl(As, y, method="am")
+            block = kronecker_sbl(As, y, method="am", block_sizes=blocks)
+        errs_plain.append(np.sum((plain.coef - x) ** 2) / np.sum(x**2))
+        errs_block.append(np.sum((block.coef - x) ** 2) / np.sum(x**2))
+        # Block-constant variances within each factor.
+        g = block.gammas[0].reshape(-1, 4)
+        assert np.allclose(g, g[:, :1])
+    assert np.median(errs_block) < np.median(errs_plain)
+
+
+BAD = [
+    (lambda A, y: sbl(A[:, :, None], y), ValueError, "2-D"),
+    (lambda A, y: sbl(A, y[:-1]), ValueError, "rows"),
+    (lambda A, y: sbl(A, y, noise_var=-1.0), ValueError, "noise_var"),
+    (lambda A, y: sbl(A, y, noise_var=0.0), ValueError, "noise_var"),
+    (lambda A, y: sbl(A, y, max_iter=0), ValueError, "max_iter"),
+    (lambda A, y: sbl(A, y, tol=0), ValueError, "tol"),
+    (lambda A, y: sbl(A, y, prune=1.0), ValueError, "prune"),
+    (lambda A, y: sbl(A * np.nan, y), ValueError, "NaN"),
+    (lambda A, y: sbl(A, y * np.inf), ValueError, "NaN"),
+    (lambda A, y: sbl(A.astype(str), y), TypeError, "numbers"),
+    (lambda A, y: kronecker_sbl(A, y), TypeError, "sequence"),
+    (lambda A, y: kronecker_sbl([], y), TypeError, "sequence"),
+    (lambda A, y: kronecker_sbl([A[:3], A[:4]], y), ValueError, "12 rows"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, method="em"), ValueError, "method"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, block_sizes=[2]), ValueError, "block_sizes"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, block_sizes=[2, 0]), ValueError, "block"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4] * np.nan], y), ValueError, r"factors\[1\]"),
+]
+
+
+@pytest.mark.parametrize(("call", "exc", "match"), BAD)
+def test_bad_input(call, exc, match):
+    rng = np.random.default_rng(13)
+    A = rng.standard_normal((20, 8))
+    y = rng.standard_normal(20)
+    A0, y0 = A.copy(), y.copy()
+    with pytest.raises(exc, match=match):
+        call(A, y)
+    np.testing.assert_array_equal(A, A0)
+    np.testing.assert_array_equal(y, y0)
+
+
+def test_numerically_zero_columns_are_left_out():
+    # A pilot pattern can cancel a steering vector exactly: that column of the factor is made
+    # of rounding errors. Scaling it up to the others' variance used to blow the estimate up
+    # (NMSE 1e25); it must be treated as the zero column it is.
+    rng = np.random.default_rng(16)
+    As = [rng.standard_normal((8, 12)), rng.standard_normal((6, 10))]
+    As[1][:, 3] = 1e-17 * rng.standard_normal(6)
+    x = _kron_sparse(rng, (12, 10), 2)
+    x.reshape(12, 10)[:, 3] = 0.0
+    y = kron_matvec(As, x) + 1e-3 * rng.standard_normal(48)
+    for method in ("svd", "am"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = kronecker_sbl(As, y, method=method)
+        assert res.gammas[1][3] == 0.0
+        assert np.sum((res.coef - x) ** 2) < 0.1 * np.sum(x**2)
+
+
+def test_kronecker_sbl_estimator():
+    from sparselin import KroneckerSBL
+
+    rng = np.random.default_rng(15)
+    As = [rng.standard_normal((10, 20)), rng.standard_normal((10, 20))]
+    x = _kron_sparse(rng, (20, 20), 2)
+    y = kron_matvec(As, x) + 1e-3 * rng.standard_normal(100)
+    est = KroneckerSBL(method="am", max_iter=300).fit(As, y)
+    res = kronecker_sbl(As, y, method="am", max_iter=300)
+    np.testing.assert_allclose(est.coef_, res.coef)
+    assert est.noise_var_ == res.noise_var and est.n_iter_ == res.n_iter
+    np.testing.assert_allclose(est.predict(As), kron_matvec(As, res.coef))
+    with pytest.raises(ValueError, match="2 factor matrices"):
+        est.predict(As[:1])
+    with pytest.raises(ValueError, match="method"):
+        KroneckerSBL(method="em").fit(As, y)
