@@ -8,6 +8,9 @@ mkdir -p "$OUT"
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
 python3 -c "import sparselin; print(sparselin.show_versions())" | tee "$OUT/info.txt"
-timeout 300 python3 -m pytest -m gpu -q -p no:cacheprovider tests/gpu 2>&1 | tee "$OUT/pytest_gpu.txt"
+# Every GPU-marked test: the SVD core (tests/gpu, the cupy case of the backend fixture in
+# tests/linalg/test_backends.py and tests/estimators) and the Walsh-Hadamard kernels
+# (tests/transforms/test_transforms_gpu_paths.py).
+timeout 300 python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest_gpu.txt"
 timeout 240 python3 benchmarks/gpu/bench_svd_gpu.py --json "$OUT/svd_gpu.json" 2>&1 \
     | tee "$OUT/bench_svd_gpu.txt"
