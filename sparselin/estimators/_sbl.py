@@ -40,7 +40,7 @@ class KroneckerSBL(BaseEstimator):
         Block sparsity per factor.
     noise_var : float, optional
         Known noise variance; learned when None.
-    max_iter : int, default=150
+    max_iter : int, default=500
         Maximum EM iterations.
     tol : float, default=1e-4
         Relative change of the variances at which EM stops.
@@ -97,7 +97,7 @@ class KroneckerSBL(BaseEstimator):
         method: str = "svd",
         block_sizes: Sequence[int] | None = None,
         noise_var: float | None = None,
-        max_iter: int = 150,
+        max_iter: int = 500,
         tol: float = 1e-4,
         prune: float | None = None,
     ) -> None:

@@ -11,7 +11,6 @@ randomized rank-``l`` approximation, which costs ``O(nnz * l)`` instead of ``O(m
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from .._array import (
     result_dtype,
     to_numpy,
 )
+from .._threads import blas_limited
 from .._validation import all_finite, check_int
 from ._dense import _cholesky_upper, _triangular_inverse, flip_signs, gaussian, orth, small_svd
 from ._operator import Operator
@@ -60,28 +60,18 @@ _ROW_SPACE_ITER = 2
 _COMPLETION_SEED = 0
 
 
-@functools.lru_cache(maxsize=1)
-def _blas_controller() -> Any:
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()  # scans the loaded libraries once
-
-
 @contextlib.contextmanager
 def _one_blas_thread(xp: Any) -> Iterator[None]:
     """Run a stretch of small LAPACK calls (matrices of a few hundred rows) on one thread.
 
-    OpenBLAS splits even a 120 x 120 inverse or a 180 x 1260 SVD across its pool, whose
-    workers then busy-wait between the many small calls: measured on the shared (heavily
-    loaded) 2-core machine, an update of 1200 TF-IDF rows spent 25 s in such calls at the
-    default threads against 0.6 s on one thread (a 180 x 1260 SVD alone: 17 s against
-    0.28 s). The row-side update is all such calls and thin products; its sparse products
-    run in Numba's own pool, which the limit does not touch.
+    The row-side update is all such calls and thin products (see
+    :func:`sparselin._threads.blas_limited` for the measurement); its sparse products run in
+    Numba's own pool, which the limit does not touch.
     """
     if xp is not np:
         yield
         return
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with blas_limited():
         yield
 
 

@@ -105,7 +105,7 @@ def kronecker_sbl(
     method: Literal["svd", "am"] = "svd",
     block_sizes: Sequence[int] | None = None,
     noise_var: float | None = None,
-    max_iter: int = 150,
+    max_iter: int = 500,
     tol: float = 1e-4,
     prune: float | None = None,
 ) -> SBLResult:
@@ -140,8 +140,11 @@ def kronecker_sbl(
         1 (the default for every factor) is the plain model.
     noise_var : float, optional
         The noise variance; learned by EM when None.
-    max_iter : int, default=150
-        Maximum EM iterations (a ``ConvergenceWarning`` if reached).
+    max_iter : int, default=500
+        Maximum EM iterations (a ``ConvergenceWarning`` if reached). EM slows down as the
+        number of unknowns grows past the number of measurements: with 27 times more
+        unknowns than measurements it needed 227 iterations, where the authors' cap of 150
+        stopped it before it had pruned anything (NMSE 0.98 instead of 9e-5).
     tol : float, default=1e-4
         Stop when the relative change of ``gamma`` is below ``tol``.
     prune : float in [0, 1), optional
