@@ -145,6 +145,7 @@ SKLEARN = _generated(
             "sklearn.base.TransformerMixin",
             "sklearn.linear_model.Lasso",
             "sklearn.linear_model.OrthogonalMatchingPursuit",
+            "sklearn.linear_model.ARDRegression",
             "sklearn.exceptions.ConvergenceWarning",
             "sklearn.multioutput.MultiOutputRegressor",
         ],

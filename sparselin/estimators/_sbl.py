@@ -30,23 +30,27 @@ class KroneckerSBL(BaseEstimator):
     base station, the intelligent surface and the user, and pilots make the measurement
     matrix a Kronecker product of small pilot-times-dictionary factors; the channel's few
     paths give a Kronecker-supported angle-domain vector, and clustered angles a block-sparse
-    one (``block_sizes``).
+    one (``coupling`` for clusters anywhere, ``block_sizes`` for fixed blocks).
 
     Parameters
     ----------
     method : {"svd", "am"}, default="svd"
         The M-step (see :func:`sparselin.kronecker_sbl`).
     block_sizes : sequence of int, optional
-        Block sparsity per factor.
+        Fixed block sparsity per factor.
+    coupling : bool, float or sequence of float, optional
+        Pattern-coupled block sparsity (PC-KroSBL) for clusters of unknown place: True for
+        the authors' ``beta = 0.8`` on every factor, a float for that ``beta`` on every
+        factor, or one ``beta`` per factor (0 for an uncoupled one).
     noise_var : float, optional
         Known noise variance; learned when None.
     max_iter : int, default=500
         Maximum EM iterations.
     tol : float, default=1e-4
         Relative change of the variances at which EM stops.
-    prune : float, optional
-        Relative share of the signal power below which coordinates are removed (default:
-        the method's own, see :func:`sparselin.kronecker_sbl`).
+    prune : float or sequence of float, optional
+        Relative share of the signal power below which coordinates are removed, for every
+        factor or per factor (default: the method's own, see :func:`sparselin.kronecker_sbl`).
 
     Attributes
     ----------
@@ -85,10 +89,11 @@ class KroneckerSBL(BaseEstimator):
     _parameter_constraints: dict = {
         "method": [StrOptions({"svd", "am"})],
         "block_sizes": ["array-like", None],
+        "coupling": ["boolean", Interval(Real, 0, 1, closed="both"), "array-like", None],
         "noise_var": [Interval(Real, 0, None, closed="neither"), None],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="neither")],
-        "prune": [Interval(Real, 0, 1, closed="left"), None],
+        "prune": [Interval(Real, 0, 1, closed="left"), "array-like", None],
     }
 
     def __init__(
@@ -96,13 +101,15 @@ class KroneckerSBL(BaseEstimator):
         *,
         method: str = "svd",
         block_sizes: Sequence[int] | None = None,
+        coupling: bool | float | Sequence[float] | None = None,
         noise_var: float | None = None,
         max_iter: int = 500,
         tol: float = 1e-4,
-        prune: float | None = None,
+        prune: float | Sequence[float] | None = None,
     ) -> None:
         self.method = method
         self.block_sizes = block_sizes
+        self.coupling = coupling
         self.noise_var = noise_var
         self.max_iter = max_iter
         self.tol = tol
@@ -116,6 +123,7 @@ class KroneckerSBL(BaseEstimator):
             y,
             method=self.method,
             block_sizes=self.block_sizes,
+            coupling=self.coupling,
             noise_var=self.noise_var,
             max_iter=self.max_iter,
             tol=self.tol,

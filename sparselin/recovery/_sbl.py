@@ -22,8 +22,9 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from .._array import conj_t, is_cupy_array, is_dask_array, is_sparse, namespace, result_dtype
+from .._array import conj_t, namespace, result_dtype
 from .._validation import check_int, check_real
+from ._checks import check_problem
 
 __all__ = ["SBLResult", "sbl"]
 
@@ -59,47 +60,6 @@ class SBLResult:
     converged: bool
     cost: list[float] = field(default_factory=list)
     gammas: list[Any] = field(default_factory=list)
-
-
-def check_signal(y: Any, n_rows: int, dtype: np.dtype | None = None) -> tuple[Any, bool]:
-    """``y`` as a 2-D (n_rows, L) array and whether it was 1-D; errors name ``y``."""
-    if is_dask_array(y) or is_sparse(y):
-        raise TypeError(f"y must be a dense NumPy or CuPy array, got {type(y).__name__}")
-    if not (isinstance(y, np.ndarray) or is_cupy_array(y)):
-        y = np.asarray(y)
-    if y.dtype.kind not in "biufc":
-        raise TypeError(f"y must hold numbers, got dtype {y.dtype}")
-    if y.ndim not in (1, 2):
-        raise ValueError(
-            "y must be 1-D (one signal) or 2-D (one signal per column), got an array with "
-            f"ndim={y.ndim}"
-        )
-    if y.shape[0] != n_rows or y.size == 0:
-        raise ValueError(
-            f"y must have {n_rows} rows (the rows of the dictionary), got shape {y.shape}"
-        )
-    xp = namespace(y)
-    if not bool(xp.isfinite(y).all()):
-        raise ValueError("y contains NaN or infinity")
-    vector = y.ndim == 1
-    return (y[:, None] if vector else y), vector
-
-
-def check_dictionary(A: Any, name: str) -> Any:
-    """A dense, 2-D, non-empty, finite numeric dictionary (NumPy or CuPy)."""
-    if is_dask_array(A) or is_sparse(A):
-        raise TypeError(f"{name} must be a dense NumPy or CuPy array, got {type(A).__name__}")
-    if not (isinstance(A, np.ndarray) or is_cupy_array(A)):
-        if isinstance(A, np.matrix) or not (hasattr(A, "__array__") or isinstance(A, list)):
-            raise TypeError(f"{name} must be a dense NumPy or CuPy array, got {type(A).__name__}")
-        A = np.asarray(A)
-    if A.dtype.kind not in "biufc":
-        raise TypeError(f"{name} must hold numbers, got dtype {A.dtype}")
-    if A.ndim != 2 or 0 in A.shape:
-        raise ValueError(f"{name} must be a non-empty 2-D array, got shape {A.shape}")
-    if not bool(namespace(A).isfinite(A).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
-    return A
 
 
 def check_options(
@@ -145,11 +105,21 @@ def nonzero_columns(col2: Any, xp: Any) -> Any:
     return xp.nonzero(col2 > _ZERO_COLUMN**2 * top)[0]
 
 
-def initial_gamma(col2: Any, m: int, xp: Any) -> Any:
-    """Starting variances ``m / ||a_j||^2``: 1 for columns of i.i.d. unit-variance entries (the
-    reference codes start from 1), and scaled with the columns, so that EM's whole trajectory,
-    not only its pruning rule, is the same whatever the columns' scale."""
-    return m / col2
+def initial_gamma(col2: Any, m: int, xp: Any, power: float = 0.0, n_total: int = 1) -> Any:
+    """Starting variances ``gamma_j = c / ||a_j||^2``, scaled with the columns, so that EM's
+    whole trajectory, not only its pruning rule, is the same whatever the columns' scale.
+
+    ``c = power / n_total`` when the signal power ``power = ||Y||^2 / L`` is given (positive):
+    the prior then predicts the observed power (``sum_j gamma_j ||a_j||^2 = power`` over the
+    ``n_total`` coordinates), and the iteration is also the same whatever the scale of ``y``.
+    For KroSBL, starting near the data's scale matters: from variances far above it (the
+    reference codes start from 1 in whatever units the data come in) EM needs several times
+    more iterations, or stops at the authors' cap before it prunes anything. Otherwise (and
+    for a zero ``y``) ``c = m``: 1 for columns of i.i.d. unit-variance entries, the reference
+    codes' start.
+    """
+    c = power / n_total if power > 0 else m
+    return c / col2
 
 
 def relative_change(new: Any, old: Any, xp: Any) -> float:
@@ -219,7 +189,7 @@ def sbl(
     ValueError
         NaN/inf, shapes that do not match, a non-positive ``noise_var`` or out-of-range options.
     TypeError
-        Sparse, dask or non-numeric input.
+        Sparse, dask or non-numeric input, NumPy and CuPy arrays mixed.
 
     See Also
     --------
@@ -242,8 +212,10 @@ def sbl(
     >>> np.flatnonzero(np.abs(res.coef) > 0.1).tolist()
     [3, 30, 70]
     """
-    A = check_dictionary(A, "A")
-    Y, vector = check_signal(y, A.shape[0])
+    A, Y, _ = check_problem(A, y, allow_2d_y=True, device=True)
+    vector = Y.ndim == 1
+    if vector:
+        Y = Y[:, None]
     noise_var, max_iter, tol, prune = check_options(noise_var, max_iter, tol, prune)
     xp = namespace(A, Y)
     work, out = work_dtype(A.dtype, Y.dtype)
@@ -339,6 +311,7 @@ def _sbl_core(
     tol: float,
     prune: float,
     xp: Any,
+    data_init: bool = False,
 ) -> _CoreResult:
     """EM-SBL on validated double-precision input (no checks)."""
     m, n = A.shape
@@ -349,7 +322,11 @@ def _sbl_core(
     col2 = xp.sum(xp.abs(A) ** 2, axis=0)
     keep = nonzero_columns(col2, xp)  # a zero column carries no signal
     gamma = xp.zeros(n, dtype=np.float64)
-    gamma[keep] = initial_gamma(col2[keep], m, xp)
+    # kronecker_sbl starts at the power of y (see initial_gamma); classic SBL keeps the
+    # reference codes' start: from the data's power it was 20 times faster on the 256 x 4096
+    # benchmark but stopped early at worse points (median NMSE 6.7e-2 against 2.0e-2).
+    power = float(xp.sum(xp.abs(Y) ** 2)) / L if data_init else 0.0
+    gamma[keep] = initial_gamma(col2[keep], m, xp, power, n)
     costs: list[float] = []
     converged = False
     change = float("inf")

@@ -6,17 +6,22 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
+from sparselin.recovery._checks import check_problem
 from sparselin.recovery._kronecker_sbl import (
-    _posterior as kron_posterior,
-)
-from sparselin.recovery._kronecker_sbl import (
+    _couple,
+    _coupling_matrix,
+    _top_left_singular,
     kron_matvec,
     kronecker_sbl,
 )
+from sparselin.recovery._kronecker_sbl import (
+    _posterior as kron_posterior,
+)
 from sparselin.recovery._sbl import _posterior as dense_posterior
-from sparselin.recovery._sbl import sbl
+from sparselin.recovery._sbl import _sbl_core, sbl
 
 
 def _kron(mats):
@@ -220,24 +225,25 @@ def test_kronecker_sbl_nmse_falls_with_snr():
 
 
 def test_one_factor_is_classic_sbl():
+    # With one factor KroSBL is classic EM-SBL started, as KroSBL starts, at the power of y.
     rng = np.random.default_rng(10)
     A = rng.standard_normal((25, 60))
     x = np.zeros(60)
     x[[5, 33]] = [1.0, -2.0]
     y = A @ x + 1e-2 * rng.standard_normal(25)
-    a = sbl(A, y)
+    a = _sbl_core(A, y[:, None], None, 500, 1e-4, 1e-3, np, data_init=True)
     for method in ("svd", "am"):
         b = kronecker_sbl([A], y, method=method, prune=1e-3)
-        np.testing.assert_allclose(b.coef, a.coef, atol=1e-8)
+        np.testing.assert_allclose(b.coef, a.coef[:, 0], atol=1e-8)
         assert b.n_iter == a.n_iter
 
 
 def test_kronecker_sbl_matches_sbl_on_the_full_matrix_when_structure_is_exact():
-    # From gamma = 1, one EM step of each method gives the same posterior as the dense route.
+    # From the same start, one EM step gives the same posterior as the dense route.
     rng = np.random.default_rng(11)
     As = [rng.standard_normal((5, 7)), rng.standard_normal((6, 8))]
     y = rng.standard_normal(30)
-    a = sbl(_kron(As), y, noise_var=0.1, max_iter=1, prune=0.0, tol=1e9)
+    a = _sbl_core(_kron(As), y[:, None], 0.1, 1, 1e9, 0.0, np, data_init=True)
     b = kronecker_sbl(As, y, noise_var=0.1, max_iter=1, prune=0.0, tol=1e9)
     assert a.cost[0] == pytest.approx(b.cost[0], rel=1e-12)
 
@@ -259,8 +265,8 @@ def test_block_sparse_beats_plain_on_block_sparse_channels():
         y = y0 + np.sqrt(np.mean(y0**2) / 10) * rng.standard_normal(y0.shape)  # 10 dB
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            plain = kronecker_sbl(As, y, method="am")
-            block = kronecker_sbl(As, y, method="am", block_sizes=blocks)
+            plain = kronecker_sbl(As, y, method="am", max_iter=150)
+            block = kronecker_sbl(As, y, method="am", block_sizes=blocks, max_iter=150)
         errs_plain.append(np.sum((plain.coef - x) ** 2) / np.sum(x**2))
         errs_block.append(np.sum((block.coef - x) ** 2) / np.sum(x**2))
         # Block-constant variances within each factor.
@@ -287,6 +293,22 @@ BAD = [
     (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, block_sizes=[2]), ValueError, "block_sizes"),
     (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, block_sizes=[2, 0]), ValueError, "block"),
     (lambda A, y: kronecker_sbl([A[:5], A[:4] * np.nan], y), ValueError, r"factors\[1\]"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, coupling=1.5), ValueError, "coupling"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, prune=[0.1]), ValueError, "prune"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, prune=[0.1, 1.0]), ValueError, r"prune\[1\]"),
+    (lambda A, y: sbl(sp.csr_matrix(A), y), TypeError, "dense NumPy or CuPy"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, coupling=[0.5]), ValueError, "coupling"),
+    (lambda A, y: kronecker_sbl([A[:5], A[:4]], y, coupling="yes"), TypeError, "coupling"),
+    (
+        lambda A, y: kronecker_sbl([A[:5], A[:4]], y, coupling=[0.8, -1.0]),
+        ValueError,
+        r"coupling\[1\]",
+    ),
+    (
+        lambda A, y: kronecker_sbl([A[:5], A[:4]], y, coupling=0.8, block_sizes=[1, 2]),
+        ValueError,
+        "one or the other",
+    ),
 ]
 
 
@@ -336,18 +358,188 @@ def test_kronecker_sbl_estimator():
         est.predict(As[:1])
     with pytest.raises(ValueError, match="method"):
         KroneckerSBL(method="em").fit(As, y)
+    est = KroneckerSBL(method="am", coupling=(0.8, 0.5), prune=(1e-2, 1e-1)).fit(As, y)
+    res = kronecker_sbl(As, y, method="am", coupling=(0.8, 0.5), prune=(1e-2, 1e-1))
+    np.testing.assert_allclose(est.coef_, res.coef)
 
 
-def test_default_iterations_suffice_with_many_more_unknowns_than_measurements():
-    # 27 times more unknowns than measurements: EM needs about 200 iterations, and the
-    # authors' cap of 150 stopped it before it had pruned anything (NMSE about 1).
+def test_many_more_unknowns_than_measurements_converge_within_the_authors_cap():
+    # 27 times more unknowns than measurements. Started from variances of 1 (the reference
+    # codes' start, far above this signal's scale), EM needed about 230 iterations and the
+    # authors' cap of 150 stopped it before it had pruned anything (NMSE about 1); started at
+    # the power of y it converges well within that cap.
     rng = np.random.default_rng(0)
     As = [rng.standard_normal((8, 24)) for _ in range(3)]
     x = _kron_sparse(rng, (24, 24, 24), 2)
     y0 = kron_matvec(As, x)
     y = y0 + np.sqrt(np.mean(y0**2) / 100) * rng.standard_normal(y0.shape)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", ConvergenceWarning)
-        res = kronecker_sbl(As, y)
-    assert res.converged and res.n_iter > 150
-    assert np.sum((res.coef - x) ** 2) < 1e-2 * np.sum(x**2)
+    for scale in (1.0, 1e-6, 1e6):  # the same run whatever the units of y
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            res = kronecker_sbl(As, scale * y, max_iter=150)
+        assert res.converged and res.n_iter < 100
+        assert np.sum((res.coef / scale - x) ** 2) < 1e-2 * np.sum(x**2)
+        if scale == 1.0:
+            ref = res
+        else:
+            assert res.n_iter == ref.n_iter
+            np.testing.assert_allclose(res.coef / scale, ref.coef, rtol=1e-6, atol=1e-9)
+
+
+def _clustered(rng, n, width):
+    """A factor whose support is ``width`` neighbouring entries at a random place."""
+    v = np.zeros(n)
+    start = rng.integers(0, n - width + 1)
+    v[start : start + width] = rng.standard_normal(width) + 0.5 * np.sign(
+        rng.standard_normal(width)
+    )
+    return v
+
+
+def test_pattern_coupled_beats_plain_on_clustered_supports():
+    # Clusters of three neighbouring non-zeros at unknown places in each factor (clustered
+    # angles), 10 dB: the coupled prior (PC-KroSBL) finds the clusters where plain AM-KroSBL
+    # scatters its estimate. Fixed blocks do not fit clusters that straddle block borders.
+    rng = np.random.default_rng(21)
+    plain, coupled = [], []
+    for _ in range(5):
+        As = [rng.standard_normal((10, 30)), rng.standard_normal((10, 30))]
+        x = np.kron(_clustered(rng, 30, 3), _clustered(rng, 30, 3))
+        y0 = kron_matvec(As, x)
+        y = y0 + np.sqrt(np.mean(y0**2) / 10) * rng.standard_normal(y0.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # The authors' cap of 150 iterations: AM often runs to it at 10 dB.
+            a = kronecker_sbl(As, y, method="am", max_iter=150)
+            b = kronecker_sbl(As, y, method="am", coupling=True, max_iter=150)
+        plain.append(np.sum((a.coef - x) ** 2) / np.sum(x**2))
+        coupled.append(np.sum((b.coef - x) ** 2) / np.sum(x**2))
+    assert np.median(coupled) < 0.6 * np.median(plain)
+
+
+def test_couple_is_the_nonnegative_least_squares_fit(monkeypatch):
+    # KKT conditions of min ||C g - t|| over g >= 0, independently of scipy's solver (the
+    # floor, a separate step, switched off to read g back).
+    from sparselin.recovery import _kronecker_sbl
+
+    monkeypatch.setattr(_kronecker_sbl, "_COUPLED_FLOOR", 0.0)
+    rng = np.random.default_rng(22)
+    C = _coupling_matrix(12, 0.8)
+    for _ in range(5):
+        t = np.abs(rng.standard_normal(12)) * (rng.random(12) < 0.5)
+        g = np.linalg.solve(C, _couple(t, C, np))
+        assert np.all(g > -1e-9)
+        grad = C.T @ (C @ np.maximum(g, 0) - t)
+        active = g > 1e-9
+        np.testing.assert_allclose(grad[active], 0.0, atol=1e-9)
+        assert np.all(grad[~active] > -1e-9)
+
+
+def test_coupled_variant_never_forms_the_kronecker_product():
+    # Three factors 8 x 40: the dictionary would take 512 x 64000 x 8 B = 262 MB; a few EM
+    # iterations of PC-KroSBL must stay within a few vectors of length 64000.
+    import tracemalloc
+
+    rng = np.random.default_rng(23)
+    As = [rng.standard_normal((8, 40)) for _ in range(3)]
+    x = np.kron(np.kron(_clustered(rng, 40, 3), _clustered(rng, 40, 2)), _clustered(rng, 40, 3))
+    y = kron_matvec(As, x) + 1e-2 * rng.standard_normal(512)
+    dense_bytes = 512 * 40**3 * 8
+    for method in ("am", "svd"):
+        tracemalloc.start()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                kronecker_sbl(As, y, method=method, coupling=(0.8, 0.0, 0.5), max_iter=3)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < dense_bytes / 20, f"{method}: peak {peak / 1e6:.1f} MB"
+
+
+def test_coupled_svd_and_am_recover_clusters_in_three_factors():
+    rng = np.random.default_rng(24)
+    As = [
+        rng.standard_normal((8, 18)),
+        rng.standard_normal((6, 18)),
+        rng.standard_normal((10, 18)),
+    ]
+    parts = [_clustered(rng, 18, 3), _clustered(rng, 18, 1), _clustered(rng, 18, 3)]
+    x = np.kron(np.kron(parts[0], parts[1]), parts[2])
+    y0 = kron_matvec(As, x)
+    y = y0 + np.sqrt(np.mean(y0**2) / 10**2.5) * rng.standard_normal(y0.shape)  # 25 dB
+    for method in ("am", "svd"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            res = kronecker_sbl(As, y, method=method, coupling=(0.8, 0.0, 0.8))
+        assert np.sum((res.coef - x) ** 2) < 1e-2 * np.sum(x**2), method
+
+
+def test_top_singular_vector_by_power_iteration_matches_svd():
+    rng = np.random.default_rng(25)
+    mat = rng.random((20, 50)) ** 4
+    start = np.ones(20)
+    u = _top_left_singular(mat, start, np)
+    ref = np.abs(np.linalg.svd(mat)[0][:, 0])
+    np.testing.assert_allclose(u, ref, atol=1e-10)
+    # Top singular values 1 and 1 - 1e-9: the iteration cannot settle in its few steps, and
+    # the SVD takes over (the answer is the first axis, exactly).
+    u = _top_left_singular(np.diag([1.0 - 1e-9, 1.0]), np.ones(2), np)
+    np.testing.assert_allclose(u, [0.0, 1.0], atol=1e-12)
+
+
+def test_sbl_matches_ard_regression_where_the_models_agree():
+    # Without an intercept, with vague Gamma(1e-6) hyperpriors, and noise learned, sklearn's
+    # ARDRegression (MacKay updates) and EM-SBL solve the same stationarity equations for the
+    # variances and the noise: on an overdetermined problem both reach the same fixed point.
+    # (Underdetermined problems differ: ARD prunes at an absolute precision 1e4 and its MacKay
+    # steps stop at another local optimum of the evidence than EM, keeping extra coefficients.)
+    from sklearn.linear_model import ARDRegression
+
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        A = rng.standard_normal((60, 30))
+        x = np.zeros(30)
+        x[[2, 7, 19, 25]] = [1.5, -2.0, 1.0, 2.5]
+        y = A @ x + 0.05 * rng.standard_normal(60)
+        ard = ARDRegression(fit_intercept=False, tol=1e-12, max_iter=3000).fit(A, y)
+        res = sbl(A, y, tol=1e-12, max_iter=5000)
+        assert np.flatnonzero(res.coef).tolist() == np.flatnonzero(ard.coef_).tolist()
+        np.testing.assert_allclose(res.coef, ard.coef_, rtol=1e-6, atol=1e-9)
+        assert res.noise_var == pytest.approx(1.0 / ard.alpha_, rel=1e-4)
+
+
+def test_sbl_and_kronecker_sbl_on_every_backend(backend):
+    rng = np.random.default_rng(26)
+    A = rng.standard_normal((30, 60))
+    x = np.zeros(60)
+    x[[4, 33]] = [1.0, -2.0]
+    y = A @ x + 1e-3 * rng.standard_normal(30)
+    ref = sbl(A, y)
+    res = sbl(backend.asarray(A), backend.asarray(y))
+    np.testing.assert_allclose(backend.to_host(res.coef), ref.coef, atol=1e-10)
+    As = [rng.standard_normal((6, 12)), rng.standard_normal((5, 12))]
+    yk = kron_matvec(As, np.kron(_clustered(rng, 12, 2), _clustered(rng, 12, 2)))
+    for kw in ({"method": "svd"}, {"method": "am", "coupling": True}):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref = kronecker_sbl(As, yk, **kw)
+            res = kronecker_sbl([backend.asarray(A) for A in As], backend.asarray(yk), **kw)
+        np.testing.assert_allclose(backend.to_host(res.coef), ref.coef, atol=1e-10)
+        for g, h in zip(res.gammas, ref.gammas, strict=True):
+            np.testing.assert_allclose(backend.to_host(g), h, rtol=1e-8, atol=1e-300)
+    if backend.on_device:
+        # Device and host arrays mixed: refused, not silently moved.
+        with pytest.raises(TypeError, match="different devices"):
+            sbl(backend.asarray(A), y)
+
+
+def test_one_validation_home_refuses_device_arrays_unless_supported(backend):
+    rng = np.random.default_rng(27)
+    A = backend.asarray(rng.standard_normal((5, 4)))
+    y = backend.asarray(rng.standard_normal(5))
+    out_A, out_y, dtype = check_problem(A, y, allow_2d_y=False, device=True)
+    assert out_A.shape == (5, 4) and dtype == np.float64
+    if backend.on_device:
+        with pytest.raises(TypeError, match="A must be a dense NumPy array"):
+            check_problem(A, y, allow_2d_y=False)
