@@ -5,6 +5,11 @@ The public functions and estimators are importable from the top level::
     from sparselin import truncated_svd, svd_update, TruncatedSVD, IncrementalSVD
     from sparselin import omp, loss_omp, weighted_lasso, sbl, kronecker_sbl, KroneckerSBL
     from sparselin import fwht, sparse_wht
+    from sparselin import concat_error_bounds, cluster_matrices, compress_collection
+    from sparselin import robust_pca, RobustPCA
+
+The PyTorch adapters (layers, ``compress_linear``, ``compress_model``) live in
+:mod:`sparselin.torch`, the only module that imports torch.
 """
 
 from ._info import show_versions, system_info
@@ -14,11 +19,19 @@ from .estimators import (
     KroneckerSBL,
     LADLasso,
     OMPRegressor,
+    RobustPCA,
     SqrtLasso,
     TruncatedSVD,
     WeightedLasso,
 )
-from .linalg import svd_update, truncated_svd
+from .linalg import (
+    cluster_matrices,
+    compress_collection,
+    concat_error_bounds,
+    estimate_concat_error,
+    svd_update,
+    truncated_svd,
+)
 from .recovery import (
     kronecker_sbl,
     lad_lasso,
@@ -28,6 +41,7 @@ from .recovery import (
     sqrt_lasso,
     weighted_lasso,
 )
+from .robust import robust_pca
 from .transforms import fwht, sparse_wht
 
 __all__ = [
@@ -35,15 +49,21 @@ __all__ = [
     "KroneckerSBL",
     "LADLasso",
     "OMPRegressor",
+    "RobustPCA",
     "SqrtLasso",
     "TruncatedSVD",
     "WeightedLasso",
     "__version__",
+    "cluster_matrices",
+    "compress_collection",
+    "concat_error_bounds",
+    "estimate_concat_error",
     "fwht",
     "kronecker_sbl",
     "lad_lasso",
     "loss_omp",
     "omp",
+    "robust_pca",
     "sbl",
     "show_versions",
     "sparse_wht",

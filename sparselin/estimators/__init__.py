@@ -2,6 +2,7 @@
 
 from ._incremental_svd import IncrementalSVD
 from ._linear_model import LADLasso, OMPRegressor, SqrtLasso, WeightedLasso
+from ._robust_pca import RobustPCA
 from ._sbl import KroneckerSBL
 from ._truncated_svd import TruncatedSVD
 
@@ -10,6 +11,7 @@ __all__ = [
     "KroneckerSBL",
     "LADLasso",
     "OMPRegressor",
+    "RobustPCA",
     "SqrtLasso",
     "TruncatedSVD",
     "WeightedLasso",
