@@ -8,6 +8,7 @@ from __future__ import annotations
 import numbers
 import os
 import sysconfig
+from importlib import resources
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -15,7 +16,12 @@ from sklearn.utils import check_random_state
 
 from ._validation import check_random_state as _check_random_state
 
-__all__ = ["load_stdlib_corpus", "make_low_rank_matrix"]
+__all__ = [
+    "calibration_sentences",
+    "heldout_sentences",
+    "load_stdlib_corpus",
+    "make_low_rank_matrix",
+]
 
 # Folders of the standard library directory that are not the standard library.
 _NOT_STDLIB = frozenset({"site-packages", "dist-packages", "__pycache__"})
@@ -188,3 +194,61 @@ def load_stdlib_corpus(
         len(documents), size=n_documents, replace=False
     )
     return [documents[i] for i in chosen]
+
+
+def _read_sentences(filename: str, section: str | None) -> list[str]:
+    text = resources.files("sparselin").joinpath("data", filename).read_text(encoding="utf-8")
+    out, current = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("# section:"):
+            current = line.split(":", 1)[1].strip()
+        elif line and not line.startswith("#") and section in (None, current):
+            out.append(line)
+    return out
+
+
+def _check_section(section: str | None) -> None:
+    if section not in (None, "natural", "docs"):
+        raise ValueError(f"section must be None, 'natural' or 'docs', got {section!r}")
+
+
+def calibration_sentences(section: str | None = None) -> list[str]:
+    """The English sentences that ship with sparselin for calibration.
+
+    Parameters
+    ----------
+    section : {None, "natural", "docs"}, default None
+        ``"natural"``: everyday sentences written for sparselin; ``"docs"``: sentences from
+        the Python standard library's docstrings; ``None``: both.
+
+    Returns
+    -------
+    list of str
+        One sentence per item. None of them is in :func:`heldout_sentences`.
+
+    Examples
+    --------
+    >>> from sparselin.datasets import calibration_sentences, heldout_sentences
+    >>> cal = calibration_sentences()
+    >>> len(cal) > 1000, not set(cal) & set(heldout_sentences())
+    (True, True)
+    """
+    _check_section(section)
+    return _read_sentences("calibration.txt", section)
+
+
+def heldout_sentences(section: str | None = None) -> list[str]:
+    """English sentences kept for evaluation only, disjoint from :func:`calibration_sentences`.
+
+    ``section`` selects ``"natural"`` (everyday sentences), ``"docs"`` (docstrings of
+    standard-library modules that contribute nothing to the calibration set) or both.
+
+    Examples
+    --------
+    >>> from sparselin.datasets import heldout_sentences
+    >>> len(heldout_sentences("natural")), len(heldout_sentences())
+    (198, 328)
+    """
+    _check_section(section)
+    return _read_sentences("heldout.txt", section)
