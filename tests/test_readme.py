@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
@@ -22,9 +23,11 @@ def test_readme_python_block_runs(index):
     code = BLOCKS[index]
     if "cupy" in code and not gpu_available():
         pytest.skip("GPU snippet")
+    if "import torch" in code and importlib.util.find_spec("torch") is None:
+        pytest.skip("PyTorch snippet, and torch is not installed (the torch extra)")
     namespace: dict = {}
     # Later blocks may use names from earlier ones, as a reader running them in order would.
     for previous in BLOCKS[:index]:
-        if "cupy" not in previous:
+        if "cupy" not in previous and "import torch" not in previous:
             exec(compile(previous, f"README block {BLOCKS.index(previous)}", "exec"), namespace)
     exec(compile(code, f"README block {index}", "exec"), namespace)

@@ -14,3 +14,6 @@ python3 -c "import sparselin; print(sparselin.show_versions())" | tee "$OUT/info
 timeout 300 python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$OUT/pytest_gpu.txt"
 timeout 240 python3 benchmarks/gpu/bench_svd_gpu.py --json "$OUT/svd_gpu.json" 2>&1 \
     | tee "$OUT/bench_svd_gpu.txt"
+# Robust PCA (issue 21): PCP 3000 x 3000 and a 76800 x 600 video, float32 and float64.
+timeout 180 python3 benchmarks/gpu/bench_rpca_gpu.py --repeat 2 --max-seconds 10 \
+    --json "$OUT/rpca_gpu.json" 2>&1 | tee "$OUT/bench_rpca_gpu.txt"
