@@ -4,7 +4,7 @@ Every row runs at the libraries' default thread counts *and* at one thread (``--
 changes the list), one setting right after the other in the same process, on the same data.
 
 Part 1, ``pcp``. The issue's case: ``M = L0 + S0``, 1000 x 1000, ``L0 = X Y^T`` with X, Y
-1000 x 25 standard normal (rank 15), ``S0`` 5 % of the entries uniform in [-500, 500] at
+1000 x 25 standard normal (rank 25), ``S0`` 5 % of the entries uniform in [-500, 500] at
 random positions (the Lin-Chen-Ma protocol). Rows: ``sparselin robust_pca`` (PCP by inexact
 ALM with partial SVDs) at its default ``tol=1e-7`` and at ``tol=1e-8``, and
 ``tensorly.decomposition.robust_pca`` (ALM with one full SVD per mode per iteration). tensorly
