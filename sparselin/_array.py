@@ -24,6 +24,8 @@ import scipy.sparse.linalg as _spla
 __all__ = [
     "conj_t",
     "cupy_or_none",
+    "dask_array_module",
+    "dask_chunk_namespace",
     "gpu_available",
     "is_cupy_array",
     "is_dask_array",
@@ -69,6 +71,28 @@ def is_cupy_array(x: Any) -> bool:
 def is_dask_array(x: Any) -> bool:
     """True for a ``dask.array.Array`` (checked without importing dask)."""
     return _module_name(x) == "dask" and hasattr(x, "chunks") and hasattr(x, "dask")
+
+
+def dask_array_module() -> types.ModuleType:
+    """``dask.array``, imported on first use; an ImportError naming the extra without dask."""
+    try:
+        return importlib.import_module("dask.array")
+    except ImportError as exc:
+        raise ImportError("dask input needs dask: pip install 'sparselin[dask]'") from exc
+
+
+def dask_chunk_namespace(x: Any) -> types.ModuleType:
+    """``numpy`` or ``cupy``: the library of a dask array's chunks, read from its meta.
+
+    Nothing is computed: dask records an empty array of the chunk type (``x._meta``), so a
+    dask array of CuPy chunks runs its blocks (and sparselin's small factors) on the GPU.
+    """
+    meta = getattr(x, "_meta", None)
+    if is_cupy_array(meta):
+        cp = cupy_or_none()
+        if cp is not None:
+            return cp
+    return np
 
 
 def is_sparse(x: Any) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .._array import namespace
+from .._array import is_dask_array, namespace
 from .._validation import (
     check_int,
     check_matrix,
@@ -53,6 +53,7 @@ def truncated_svd(
     power_iteration_normalizer: Literal["auto", "QR", "LU", "none"] = "auto",
     sketch_dtype: Any = "auto",
     solver_tol: float = 0.0,
+    compute: bool = True,
 ) -> tuple[Any, ...]:
     """Truncated singular value decomposition ``A ≈ U @ diag(s) @ Vt``.
 
@@ -124,11 +125,16 @@ def truncated_svd(
     solver_tol : float, default=0.0
         Convergence tolerance passed to ``svds`` (``method="lanczos"``); 0 means machine
         precision.
+    compute : bool, default=True
+        Dask input only: ``True`` persists ``U`` (its chunks held by the scheduler),
+        ``False`` returns it lazy (built from the sketches kept during the iteration; A is
+        not read again). Ignored for other input.
 
     Returns
     -------
     U : array of shape (m, r)
-        Orthonormal left singular vectors, on A's device and in A's precision.
+        Orthonormal left singular vectors, on A's device and in A's precision; a dask array
+        with A's row chunks for dask input.
     s : array of shape (r,)
         Singular values, descending, real (float32 for float32/complex64 input). Values below
         ``10 * eps * s[0]`` are set to exactly zero (numerically rank-deficient input).
@@ -154,6 +160,14 @@ def truncated_svd(
     -----
     Signs are deterministic: the largest-magnitude entry of each column of ``U`` is real and
     positive (for ``A.T`` the same rule applies to ``A.T``'s own left vectors).
+
+    A ``dask`` array (NumPy or CuPy chunks, chunked along its rows or along its columns, not
+    both) runs on dask's own scheduler, never gathered into one process: fixed rank,
+    ``method="randomized"`` only, every pass in A's precision. Its result equals the
+    in-memory one for the same ``random_state`` and integer ``n_iter`` up to rounding
+    (``n_iter="auto"`` applies the same stopping rule; only in-memory float64 input of 2**20
+    entries or more is sketched in float32 by default). ``U`` is a dask array with A's row
+    chunks, ``s`` and ``Vt`` are in memory.
 
     The randomized method computes ``Q = orth(A (A^H A)^q Ω)`` with every product
     re-orthonormalised, then the SVD of ``Q^H A`` [1]_; every pass over A also gives a
@@ -186,6 +200,22 @@ def truncated_svd(
     >>> len(s), bool(err <= 1e-3)
     (31, True)
     """
+    if is_dask_array(A):
+        from ._dask import truncated_svd_dask
+
+        return truncated_svd_dask(
+            A,
+            k,
+            tol=tol,
+            n_oversamples=n_oversamples,
+            n_iter=n_iter,
+            method=method,
+            random_state=random_state,
+            return_error=return_error,
+            power_iteration_normalizer=power_iteration_normalizer,
+            sketch_dtype=sketch_dtype,
+            compute=compute,
+        )
     p = _iv(
         A,
         k,
