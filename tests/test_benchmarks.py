@@ -334,3 +334,29 @@ def test_bench_compress_quick(tmp_path: Path) -> None:
     timing = [r for r in rows if str(r.get("name", "")).startswith("compress_model")]
     assert {r["threads"] for r in timing} == {"default", "1"}
     assert all(r["time"] > 0 for r in timing)
+
+
+def test_bench_recovery_convex_quick(tmp_path: Path) -> None:
+    # Issue 20: the convex part at both thread settings; sparselin's rows reach the best
+    # objective with a certified duality gap (peers that are not installed fail as rows).
+    out = tmp_path / "recovery.json"
+    script = SCRIPT.parent / "bench_recovery.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--part", "convex", "--json", str(out)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    data = json.loads(out.read_text())
+    assert data["benchmark"] == "recovery" and data["quick"] is True
+    ours = [r for r in data["rows"] if r["name"].startswith("sparselin")]
+    assert {(r["part"], r["threads"]) for r in ours} == {
+        (f"convex {loss}", t) for loss in ("lasso", "sqrt", "lad") for t in ("default", "1")
+    }
+    for r in ours:
+        assert not r.get("error") and r["time"] > 0, r
+        assert r["excess"] <= 1e-7, r
+        if r["part"] != "convex lad":
+            assert r["gap"] <= 1e-7, r
