@@ -52,9 +52,12 @@ _SKETCH_MIN_WIDTH = 2
 # Widest sparse block whose remainder is compressed on its row side (a c x c Gram matrix);
 # wider blocks use the column-side sketch.
 _ROW_SPACE_MAX = 4096
-# Power iterations on the row side per requested one: each costs c^2 l flops there, against
-# a pass over C and an m x l orthonormalisation on the column side, so more are affordable.
-_ROW_SPACE_ITER = 2
+# Subspace iterations on the row side per requested one (each costs about (r + c)^2 (r + l)
+# flops). One suffices: the iteration starts from the incumbent directions, which are
+# already most of the updated top subspace. Measured (TF-IDF 12000 x 30000, 10 batches,
+# 50 components, n_iter=2): 2 per requested one kept 0.9940 of the optimal energy, 1 kept
+# 0.9943 in about a quarter less time (paired, noisy).
+_ROW_SPACE_ITER = 1
 # Seed of the directions that complete a rank-deficient basis (any orthonormal completion is
 # correct; a fixed one keeps the result deterministic).
 _COMPLETION_SEED = 0
@@ -353,9 +356,11 @@ def _svd_update_core(
     randomized approximation of ``C``'s part outside ``span(U)`` (``n_iter`` power
     iterations, Gaussian test matrices from ``random_state``); the part inside ``span(U)``
     is kept exactly. That is exact whenever the remainder has rank at most ``l`` and
-    otherwise drops only its tail, for ``O(nnz(C) l)`` work where the exact remainder costs
-    ``O(m c^2)``. A sparse block with ``Vt=None`` is compressed on its row side
-    (:func:`_row_space_update`); otherwise on its column side (:func:`_sketch_remainder`).
+    otherwise drops only directions that matter least, for ``O(nnz(C) l)`` work where the
+    exact remainder costs ``O(m c^2)``. A sparse block with ``Vt=None`` is compressed on its
+    row side (:func:`_row_space_update`, which keeps the remainder's directions that matter
+    most to the *updated* matrix); otherwise on its column side (:func:`_sketch_remainder`,
+    the remainder's own leading directions).
 
     Returns ``(U, s, Vt)`` of rank ``min(k, m, r + c)`` (``Vt`` is None when not tracked).
     """
@@ -562,10 +567,12 @@ def _row_space_update(
     """Left-only update for a wide sparse block, its remainder compressed on the row side.
 
     The remainder ``R = C - U M`` (m x c) is never formed: its Gram matrix
-    ``R^H R = C^H C - M^H M`` (c x c; one sparse product) gives the row space, whose
-    leading ``l`` directions ``W`` come from subspace iteration with c x c products only
+    ``R^H R = C^H C - M^H M`` (c x c; one sparse product) gives the row space, in which
+    the directions ``W`` kept come from subspace iteration with small products only
     (the column side would need a pass over C and an m x l orthonormalisation per
     iteration: for a batch of 1200 TF-IDF rows over 16000 features that was 4x the cost).
+    ``W`` is the batch side of the *updated* matrix's top ``r + l`` subspace (see
+    :func:`_updated_row_space`), not the remainder's own top ``l`` directions.
     Rayleigh-Ritz on ``W`` gives ``R W = Q_R L^(1/2) E^H`` with ``Q_R = R W E L^(-1/2)``, so
     the core matrix is ``[[diag(s), M], [0, L^(1/2) (W E)^H]]`` and the rotated basis is
     ``U (uk_U - M Y) + C Y`` with ``Y = W E L^(-1/2) uk_R``: one more sparse product.
@@ -583,21 +590,22 @@ def _row_space_update(
         M = M.astype(work)
     c = C.shape[1]
     r = U.shape[1]
-    G = _dense(conj_t(C) @ C)
+    GC = _dense(conj_t(C) @ C)
+    W = _updated_row_space(s.astype(np.finfo(work).dtype), M, GC, l, n_iter, random_state, xp)
+    # W^H R^H R W = W^H C^H C W - (M W)^H (M W): the remainder's c x c Gram matrix itself
+    # (a c x c x r product) is never formed.
+    H = conj_t(W) @ (GC @ W)
+    trace = float(xp.trace(GC).real)
     if r:
-        G -= conj_t(M) @ M
-    l = min(l, c)
-    Z = gaussian(random_state, (c, l), work, xp)
-    for _ in range(_ROW_SPACE_ITER * n_iter):
-        Z = orth(G @ Z, xp, passes=1)
-    W = orth(G @ Z, xp)
-    GW = G @ W
-    host = to_numpy(conj_t(W) @ GW)
+        MW = M @ W
+        H -= conj_t(MW) @ MW
+        trace -= float(xp.sum(xp.abs(M) ** 2))
+    host = to_numpy(H)
     lam, E = np.linalg.eigh((host + host.conj().T) / 2)
     lam, E = lam[::-1], np.ascontiguousarray(E[:, ::-1])
     # Eigenvalues of the Gram matrix are accurate to ~ c eps (s_max^2 + ||R||^2): below that
     # a direction is noise, and normalising it by its square root would blow its error up.
-    energy = (float(s.max()) ** 2 if r else 0.0) + float(xp.trace(G).real)
+    energy = (float(s.max()) ** 2 if r else 0.0) + trace
     cut = _NOISE_ULPS * c * float(np.finfo(work).eps) * energy
     q = int(np.count_nonzero(lam > cut))
     root = np.sqrt(lam[:q])
@@ -631,6 +639,58 @@ def _row_space_update(
     if scale != 1.0:
         sk = sk / s.dtype.type(scale)
     return U_new, sk, None
+
+
+def _updated_row_space(
+    s: Any, M: Any, GC: Any, l: int, n_iter: int, random_state: Any, xp: Any
+) -> Any:
+    """Orthonormal ``W`` (c x q): the batch-side part of the updated matrix's top subspace.
+
+    The updated matrix is ``B = [U diag(s), C]`` (in the orthonormal basis ``[U, Q_R]`` its
+    rows are the core ``[[diag(s), M], [0, R_c]]``); its Gram matrix
+    ``B^H B = [[diag(s^2), diag(s) M], [M^H diag(s), C^H C]]`` ((r + c) square) is applied
+    from its blocks without being formed. Subspace iteration on it, started from the
+    incumbent directions ``[I; 0]`` and ``l`` Gaussian columns, converges to the updated
+    top subspace; the rows of its batch block span the combinations of the batch's samples
+    that those directions need. When the remainder has rank at most ``l``, the updated
+    matrix has rank at most ``r + l`` and the batch block spans the whole row space of
+    the remainder: the update is exact, as with the earlier rule.
+
+    Why not the remainder's own dominant row space (the earlier rule): on text, each batch's
+    remainder is dominated by directions private to single documents (rows of unit norm,
+    nearly orthogonal), while the directions that enter the top ``k`` are shared ones whose
+    weight in one batch is a fraction of their total and which couple with ``M``. Ranked
+    by the remainder alone they fell behind the private ones and were never kept: TF-IDF
+    12000 x 30000 in 10 batches, 50 components, kept 0.960 of the optimal energy; ranked by
+    the updated matrix, 0.994, in about the same time (one BLAS thread, paired runs).
+    """
+    r, c = M.shape
+    width = r + l
+    if width >= c:
+        # As many directions as the batch has: all of it enters the core (exact update).
+        return xp.eye(c, dtype=GC.dtype)
+    Z = xp.zeros((r + c, width), dtype=GC.dtype)
+    if r:
+        Z[xp.arange(r), xp.arange(r)] = 1
+    Z[r:, r:] = gaussian(random_state, (c, width - r), GC.dtype, xp)
+    sM = s[:, None].astype(GC.dtype) * M if r else M
+
+    def gram_times(Z: Any) -> Any:
+        Z1, Z2 = Z[:r], Z[r:]
+        out = xp.empty_like(Z)
+        if r:
+            out[:r] = (s[:, None] ** 2).astype(Z.dtype) * Z1 + sM @ Z2
+            out[r:] = conj_t(sM) @ Z1 + GC @ Z2
+        else:
+            out[:] = GC @ Z2
+        return out
+
+    for _ in range(_ROW_SPACE_ITER * n_iter):
+        Z = orth(gram_times(Z), xp, passes=1)
+    Z = gram_times(Z)
+    # The batch block of the iterate: its column space is what the core matrix needs from
+    # the batch (width < c columns; directions it adds in noise are cut by the caller).
+    return orth(Z[r:], xp)
 
 
 def _remainder_basis(
