@@ -18,6 +18,7 @@ context manager does nothing.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -26,7 +27,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["blas_limited", "library_owner", "scipy_blas_limited", "scipy_pool_threads"]
+import numpy as np
+
+__all__ = [
+    "SMALL_PROBLEM_ENTRIES",
+    "blas_limited",
+    "host_blas_limited",
+    "library_owner",
+    "scipy_blas_limited",
+    "scipy_pool_threads",
+]
 
 # The cached threadpoolctl library controllers of SciPy's own BLAS (a list, possibly empty),
 # or None before the first use.
@@ -170,3 +180,30 @@ def blas_limited(threads: int = 1) -> Iterator[None]:
     """
     with _controller().limit(limits=threads, user_api="blas"):
         yield
+
+
+# Problems up to this many entries (rows x columns of the block a family works on) run their
+# many small BLAS calls at one thread: there OpenBLAS's pool spends more time waking and
+# busy-waiting than computing. Measured on the shared 2-core machine (loaded, noisy):
+# clustering 200 blocks of 256 x 64 took 108 s at the default threads and 1.5 s at one
+# thread; PCP on 1000 x 1000 (rank 25) 10-28 s against 1.3-1.5 s. On an idle machine the
+# limit costs nothing there (PCP 1000 x 1000: 381 ms at the default threads, 348 ms at one).
+SMALL_PROBLEM_ENTRIES = 1 << 20
+
+
+def host_blas_limited(xp: Any, n_entries: int | None = None) -> Any:
+    """:func:`blas_limited` for NumPy work, else (device arrays) a no-op context.
+
+    With ``n_entries``, only problems of at most :data:`SMALL_PROBLEM_ENTRIES` entries are
+    limited; larger ones keep the default threads, where the big products use the pool well.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparselin._threads import host_blas_limited
+    >>> with host_blas_limited(np, 300 * 300):
+    ...     x = np.linalg.solve(np.eye(3), np.ones(3))
+    """
+    if xp is np and (n_entries is None or n_entries <= SMALL_PROBLEM_ENTRIES):
+        return blas_limited()
+    return contextlib.nullcontext()

@@ -22,7 +22,6 @@ basis, which involve no cancellation.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import numbers
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from .._array import namespace, result_dtype, to_numpy
-from .._threads import blas_limited
+from .._threads import host_blas_limited
 from .._validation import check_int, check_matrix, check_random_state, check_real
 
 __all__ = ["CompressedCollection", "compress_collection"]
@@ -395,7 +394,7 @@ def compress_collection(
     # 2-core machine (loaded), the 10 per-matrix spectra of MiniLM's 384-row matrices took
     # 22 s at default threads against 0.37 s at one thread, and the clustering 66 s against
     # 7.4 s. A GPU has no such pools.
-    with blas_limited() if xp is np else contextlib.nullcontext():
+    with host_blas_limited(xp):
         plan = _Planner(blocks, float(tol), rank, xp, dtype)
         groups = plan.run(method, rng)
     groups.sort(key=lambda g: g.members[0])

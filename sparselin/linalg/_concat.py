@@ -25,7 +25,6 @@ with one greedy loop.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import types
 from collections.abc import Iterable, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._array import namespace, to_numpy
-from .._threads import blas_limited
+from .._threads import host_blas_limited
 from .._validation import (
     check_int,
     check_matrix,
@@ -170,19 +169,10 @@ def _check_rank(rank: Any) -> int:
 # Small shared pieces (no validation below this line)
 # --------------------------------------------------------------------------------------------
 
-# Blocks up to this many entries (m x width) are worked on with BLAS at one thread: the
-# per-block steps are then many small calls (a few hundred rows), whose OpenBLAS pool spends
-# more time waking and busy-waiting than computing. Measured on the shared 2-core machine
-# (loaded, noisy): clustering 200 blocks of 256 x 64 with the residual bound took 108 s at the
-# default threads and 1.5 s at one thread.
-_ONE_THREAD_ENTRIES = 1 << 20
-
 
 def _small_calls(xp: types.ModuleType | None, m: int, widths: Iterable[int]) -> Any:
-    """``blas_limited()`` for NumPy blocks small enough (see _ONE_THREAD_ENTRIES), else a no-op."""
-    if xp is np and m * max(widths, default=0) <= _ONE_THREAD_ENTRIES:
-        return blas_limited()
-    return contextlib.nullcontext()
+    """One BLAS thread for NumPy blocks of at most SMALL_PROBLEM_ENTRIES (see _threads)."""
+    return host_blas_limited(xp, m * max(widths, default=0))
 
 
 def _energy(s: Any, scale: float) -> np.ndarray:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import nullcontext
 from numbers import Real
 from typing import Any, Literal
 
@@ -35,7 +34,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from .._array import conj_t, namespace, to_numpy
-from .._threads import blas_limited
+from .._threads import host_blas_limited
 from .._validation import check_int, check_real
 from ._checks import check_dictionary, check_signal
 from ._sbl import (
@@ -294,7 +293,7 @@ def kronecker_sbl(
     # M_i x N_i factors): OpenBLAS would split each over its pool, whose workers then
     # busy-wait between calls (the benchmark's 256 x 4096 two-factor run on a loaded 2-core
     # machine: 46 ms at the default two threads, 14 ms at one; never slower, paired).
-    with blas_limited() if xp is np else nullcontext():
+    with host_blas_limited(xp):
         core = _kronecker_sbl_core(
             [A.astype(work) for A in factors],
             Y.astype(work),

@@ -8,7 +8,6 @@ SVD by density power divergence, ``_rsvddpd.py``). The estimator
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .._array import is_cupy_array, is_sparse, namespace, to_numpy
-from .._threads import blas_limited
+from .._threads import host_blas_limited
 from .._validation import check_int, check_matrix, check_random_state, check_real, squared_norm
 from ._pcp import STALL_ITERATIONS, pcp_core
 from ._rsvddpd import _rsvddpd_core
@@ -26,8 +25,6 @@ from ._rsvddpd import _rsvddpd_core
 __all__ = ["RobustPCAResult", "robust_pca"]
 
 _METHODS = ("pcp", "rsvddpd")
-# Matrices up to this many entries are solved with one BLAS thread (see _run_pcp).
-_ONE_THREAD_ENTRIES = 1 << 20
 # Defaults of max_iter: the reference inexact ALM's 1000, and the rSVDdpd R package's 100.
 _MAX_ITER = {"pcp": 1000, "rsvddpd": 100}
 # A relative residual below this multiple of the dtype's eps is not reliably reachable: the
@@ -402,8 +399,7 @@ def _run_pcp(p: _Checked) -> RobustPCAResult:
     # rank 25, on the shared 2-core machine under load: 10-28 s at the default threads, 1.3-1.5
     # s at one thread), so there the solve runs with one BLAS thread, as sparselin's other
     # families do for small blocks (the same threshold).
-    small = xp is np and M.shape[0] * M.shape[1] <= _ONE_THREAD_ENTRIES
-    with blas_limited() if small else contextlib.nullcontext():
+    with host_blas_limited(xp, M.shape[0] * M.shape[1]):
         out = pcp_core(
             D,
             p.lam,
