@@ -44,8 +44,12 @@ def test_dask_input_is_routed_or_refused_without_computing():
     U, s, Vt = sparselin.truncated_svd(X, 2, random_state=0)
     assert isinstance(U, da.Array) and isinstance(s, np.ndarray)
     U, s, Vt = np.linalg.svd(np.eye(10, 5), full_matrices=False)
+    # svd_update streams a dask C block by block (tests/linalg/test_dask.py); a dask U is
+    # refused before anything is computed.
+    U2, s2, Vt2 = sparselin.svd_update(U, s, Vt, da.ones((10, 2), chunks=(5, 2)))
+    assert isinstance(U2, np.ndarray) and Vt2.shape == (5, 7)
     with pytest.raises(TypeError, match="dask"):
-        sparselin.svd_update(U, s, Vt, da.ones((10, 2), chunks=(5, 2)))
+        sparselin.svd_update(da.from_array(U), s, Vt, np.ones((10, 2)))
 
 
 def test_cupy_is_lazy_and_optional():

@@ -16,7 +16,7 @@ from sklearn.utils import gen_batches
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import validate_data
 
-from .._array import is_cupy_array, is_sparse, namespace
+from .._array import is_cupy_array, is_dask_array, is_sparse, namespace
 from .._validation import check_random_state
 from ..linalg._svd_update import _max_abs, _svd_update_core
 from ._base import ComponentsTransformerMixin
@@ -69,7 +69,10 @@ class IncrementalSVD(
     :class:`sklearn.decomposition.IncrementalPCA` the data are not centred (this is to
     ``TruncatedSVD`` what ``IncrementalPCA`` is to ``PCA``). NumPy and CuPy data are both
     accepted by :meth:`fit` and :meth:`partial_fit`; the fitted attributes live on the
-    data's device.
+    data's device. A dask array (NumPy or CuPy chunks) is streamed: :meth:`fit` and
+    :meth:`partial_fit` compute its row blocks one at a time, in order, each once, and apply
+    one update per block (see ``batch_size``), so the data never has to fit in memory; the
+    fitted attributes are in memory and :meth:`transform` of a dask array is lazy.
 
     Parameters
     ----------
@@ -79,6 +82,8 @@ class IncrementalSVD(
         Rows per update in :meth:`fit`. Default, chosen by measurement (see the comment at
         ``_ROWS_PER_DIRECTION`` in the source): ``20 * (n_components + n_oversamples)``
         for sparse X, and at least ``5 * n_features`` (as ``IncrementalPCA``) for dense X.
+        For a dask X the default batches are its row chunks; a set ``batch_size`` re-cuts
+        them (the batches of the in-memory fit).
     n_oversamples : int, default=20
         Extra directions tracked beyond ``n_components``. Each update truncates the SVD and
         discards its tail; tracking more directions than are reported keeps that loss away
@@ -156,10 +161,14 @@ class IncrementalSVD(
     def fit(self, X: Any, y: Any = None) -> IncrementalSVD:
         """Fit on X by streaming it in batches of ``batch_size`` rows (state is reset).
 
+        X may be a dask array: its row blocks are computed and applied one at a time.
+
         Returns
         -------
         self : IncrementalSVD
         """
+        if is_dask_array(X):
+            return self._fit_dask(X)
         X = self._validate(X, reset=True)
         self._reset()
         batch = self.batch_size
@@ -175,10 +184,25 @@ class IncrementalSVD(
     def partial_fit(self, X: Any, y: Any = None) -> IncrementalSVD:
         """Append the rows of X (array-like or sparse) to the data and update the SVD.
 
+        For a dask X, one update per row block, computed one at a time (as calling
+        ``partial_fit`` on each block in turn).
+
         Returns
         -------
         self : IncrementalSVD
         """
+        if is_dask_array(X):
+            # One update per row block of X, as partial_fit on each block in turn.
+            from ..linalg._dask import check_dask_stream, stream_blocks
+
+            check_dask_stream(X, "X", 0, width=getattr(self, "n_features_in_", None))
+            for block in stream_blocks(X, 0):
+                self._partial_fit_one(block)
+            return self
+        self._partial_fit_one(X)
+        return self
+
+    def _partial_fit_one(self, X: Any) -> None:
         first = not hasattr(self, "components_")
         X = self._validate(X, reset=first)
         if first:
@@ -186,6 +210,20 @@ class IncrementalSVD(
         elif X.dtype != self._V.dtype:
             X = X.astype(np.result_type(X.dtype, self._V.dtype))
         self._update(X)
+
+    def _fit_dask(self, X: Any) -> IncrementalSVD:
+        """:meth:`fit` on a dask array: one pass over its row blocks, each computed once.
+
+        The batches are X's row chunks, or ``batch_size`` rows each when it is set (the
+        same batches as :meth:`fit` on the in-memory array); one or two of them are in
+        memory at a time.
+        """
+        from ..linalg._dask import check_dask_stream, stream_blocks
+
+        check_dask_stream(X, "X", 0)
+        self._reset()
+        for i, block in enumerate(stream_blocks(X, 0, self.batch_size)):
+            self._update(self._validate(block, reset=i == 0))
         return self
 
     def _validate(self, X: Any, reset: bool) -> Any:

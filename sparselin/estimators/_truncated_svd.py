@@ -24,6 +24,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from sklearn.utils.validation import validate_data
 
+from .._array import dask_chunk_namespace, is_dask_array
 from .._validation import canonical_sparse
 from ..linalg._dense import flip_signs
 from ..linalg._operator import norm_and_sketch_copy
@@ -164,6 +165,16 @@ class TruncatedSVD(
     whose features do not have zero mean, such as TF-IDF matrices, the energy fraction is
     therefore usually the larger of the two; for centred data they agree.
 
+    A dask array (NumPy or CuPy chunks, chunked along its rows or its columns, not both) is
+    decomposed on dask's own scheduler by :func:`sparselin.truncated_svd`, never gathered:
+    ``algorithm="randomized"`` only (int or float ``n_components``, ``power_iteration_normalizer``
+    "auto" or "QR"). The fitted attributes are in memory; :meth:`fit_transform` and
+    :meth:`transform` return lazy dask arrays with X's row chunks, and the explained variances
+    are blockwise dask reductions (one more pass over X). For the same ``random_state`` the
+    result equals the in-memory fit's up to rounding (in-memory float64 X of ``2**20`` entries
+    or more is sketched in float32 with ``n_iter="auto"``, the dask passes run in X's
+    precision).
+
     Examples
     --------
     >>> import numpy as np
@@ -232,11 +243,14 @@ class TruncatedSVD(
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
+            A lazy dask array with X's row chunks when X is a dask array.
         """
         with _progress(self.verbose) as log:
             return self._fit_transform(X, log)
 
     def _fit_transform(self, X: Any, log: logging.Logger | None) -> np.ndarray:
+        if is_dask_array(X):
+            return self._fit_transform_dask(X, log)
         t_start = time.perf_counter()
         X = validate_data(
             self,
@@ -356,6 +370,108 @@ class TruncatedSVD(
         self.singular_values_ = Sigma
         if log is not None:
             log.debug("projection and explained variance in %.3f s", time.perf_counter() - t0)
+            log.info(
+                "done: %d components, explained variance ratio %.4f (centred), fit took %.3f s",
+                self.n_components_,
+                float(np.sum(self.explained_variance_ratio_)),
+                time.perf_counter() - t_start,
+            )
+        return X_transformed
+
+    def _fit_transform_dask(self, X: Any, log: logging.Logger | None) -> Any:
+        """:meth:`fit_transform` for a dask X: passes on dask's scheduler, lazy output."""
+        from ..linalg._dask import (
+            _fixed_accuracy_dask_core,
+            _truncated_svd_dask_core,
+            check_dask_matrix,
+            column_variances,
+            lazy_product,
+        )
+
+        t_start = time.perf_counter()
+        if self.algorithm != "randomized":
+            raise ValueError(
+                f"dask input needs algorithm='randomized', got algorithm={self.algorithm!r}"
+            )
+        if self.power_iteration_normalizer not in ("auto", "QR"):
+            raise ValueError(
+                "dask input needs power_iteration_normalizer 'auto' or 'QR', got "
+                f"{self.power_iteration_normalizer!r}"
+            )
+        if X.ndim == 2 and X.dtype.kind == "c":
+            raise ValueError("Complex data not supported")
+        X, _ = check_dask_matrix(X, "X")
+        n_samples, n_features = X.shape
+        if n_features < 2:
+            raise ValueError(
+                f"Found array with {n_features} feature(s) (shape={X.shape}) while a "
+                "minimum of 2 is required by TruncatedSVD."
+            )
+        fixed_accuracy = not isinstance(self.n_components, Integral)
+        if not fixed_accuracy and self.n_components > min(n_samples, n_features):
+            raise ValueError(
+                f"n_components({self.n_components}) must be <= min(n_samples, n_features) "
+                f"= {min(n_samples, n_features)} for dask input"
+            )
+        self.n_features_in_ = n_features
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        random_state = check_random_state(self.random_state)
+        if log is not None:
+            log.info(
+                "fit: dask X %d x %d %s, chunks %s; %s by randomized, n_iter=%s",
+                n_samples,
+                n_features,
+                X.dtype,
+                X.chunksize,
+                f"the fewest components keeping {self.n_components:g} of ||X||_F^2"
+                if fixed_accuracy
+                else f"{self.n_components} components",
+                self.n_iter,
+            )
+        # As in memory, decompose X.T when X is wide (then X @ V = U diag(s) exactly).
+        wide = n_samples < n_features
+        M, tall = check_dask_matrix(X.T if wide else X, "X")
+        n_iter = None if self.n_iter == "auto" else int(self.n_iter)
+        t0 = time.perf_counter()
+        if fixed_accuracy:
+            tol = math.sqrt(1.0 - float(self.n_components))
+            U, Sigma, VT, err = _fixed_accuracy_dask_core(
+                M, tall, tol, None, n_iter, random_state, want_error=log is not None, stacklevel=5
+            )
+        else:
+            U, Sigma, VT, err = _truncated_svd_dask_core(
+                M,
+                tall,
+                int(self.n_components),
+                int(self.n_oversamples),
+                n_iter,
+                random_state,
+                want_error=log is not None,
+            )
+        if log is not None:
+            log.info(
+                "truncated_svd: rank %d, relative error %.4g (%.4f of ||X||_F^2 kept) in %.3f s",
+                Sigma.shape[0],
+                err,
+                1.0 - err**2,
+                time.perf_counter() - t0,
+            )
+        # Only the components are needed in memory: for wide X they are U^H (thin, computed).
+        xp = dask_chunk_namespace(X)
+        V = xp.ascontiguousarray(U.compute() if wide else VT.T)
+        # scikit-learn's sign rule on the components (U is not needed: X_new = X V).
+        V, _ = flip_signs(V, xp.ones((V.shape[1], 1), dtype=V.dtype), xp)
+        self.components_ = xp.ascontiguousarray(V.T)
+        self.n_components_ = self.components_.shape[0]
+        self.singular_values_ = Sigma
+        t0 = time.perf_counter()
+        X_transformed = lazy_product(X, self.components_.T, n_features, "TruncatedSVD expects")
+        exp_var, full_var = column_variances(X, X_transformed)
+        self.explained_variance_ = exp_var
+        self.explained_variance_ratio_ = exp_var / full_var
+        if log is not None:
+            log.debug("explained variance (one pass over X) in %.3f s", time.perf_counter() - t0)
             log.info(
                 "done: %d components, explained variance ratio %.4f (centred), fit took %.3f s",
                 self.n_components_,

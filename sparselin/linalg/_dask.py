@@ -18,19 +18,36 @@ Orthonormalising a tall dask block uses CholeskyQR2 from blockwise Gram sums (on
 of l x l partials per Cholesky pass, on the persisted block, not on A), with
 ``dask.array.linalg.tsqr`` as the fallback where the Gram matrix reveals a condition number
 CholeskyQR2 cannot handle — the same policy as :func:`sparselin.linalg._dense.orth`.
+
+Fixed accuracy (``tol``) replays :func:`sparselin.linalg._fixed_accuracy.fixed_accuracy`
+the same way: the basis ``Q`` and ``B^H = A^H Q`` grow block by block, each a dask array
+along A's long dimension (one column chunk, persisted after every block) and in memory along
+the other; the energy bookkeeping, the explicit residual where the identity is too coarse
+(one pass, chunk by chunk) and the rank choice are those of the in-memory code. The product
+that starts the next block is made in the pass that forms ``B_i = A^H Q_i`` (one graph, each
+chunk of A read once), so a block costs ``2 n_iter + 1`` passes instead of ``2 n_iter + 2``.
+
+Streaming (:func:`svd_update_dask`, and :class:`sparselin.IncrementalSVD` through
+:func:`stream_blocks`) computes the bands of a dask array one at a time, in order, each once,
+and applies them as successive in-memory updates; the next band is computed while the
+current one is used. The estimators' projections (:func:`lazy_product`) stay lazy.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import copy
 import importlib
 import math
 import types
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from .._array import conj_t, dask_array_module, dask_chunk_namespace, result_dtype
-from .._validation import check_int, check_random_state
+from .._array import conj_t, dask_array_module, dask_chunk_namespace, namespace, result_dtype
+from .._validation import check_int, check_random_state, check_real
 from ._dense import (
     _cholesky_upper,
     _triangular_inverse,
@@ -39,11 +56,27 @@ from ._dense import (
     orth,
     small_svd,
 )
-from ._iterations import ZERO_CUTOFF, _auto_max_iter, _ritz_readings, _StopRule
+from ._iterations import (
+    ENERGY_RESOLUTION,
+    KEEP_FRACTION,
+    TOL_FLOOR,
+    ZERO_CUTOFF,
+    _auto_max_iter,
+    _ritz_readings,
+    _StopRule,
+)
 from ._operator import scale_halves
 from ._truncated_svd import _unscale
 
-__all__ = ["check_dask_matrix", "truncated_svd_dask"]
+__all__ = [
+    "check_dask_matrix",
+    "check_dask_stream",
+    "column_variances",
+    "lazy_product",
+    "stream_blocks",
+    "svd_update_dask",
+    "truncated_svd_dask",
+]
 
 
 def check_dask_matrix(A: Any, name: str = "A") -> tuple[Any, bool]:
@@ -91,16 +124,14 @@ def _options(
     sketch_dtype: Any,
     compute: Any,
     r_max: int,
-) -> tuple[int, int, int | None]:
+) -> tuple[int | None, float | None, int, int | None]:
     """Validate the options of :func:`truncated_svd` that the dask path supports."""
+    if k is None and tol is None:
+        raise ValueError("give the rank k, the relative error tol, or both")
+    if k is not None:
+        k = check_int(k, "k", low=1, high=r_max)
     if tol is not None:
-        raise ValueError(
-            "tol (fixed accuracy) is not supported for dask input yet; give the rank k "
-            "(fixed rank, method='randomized')"
-        )
-    if k is None:
-        raise ValueError("give the rank k (dask input supports fixed rank only)")
-    k = check_int(k, "k", low=1, high=r_max)
+        tol = check_real(tol, "tol", low=0.0, high=1.0, low_open=True, high_open=True)
     n_oversamples = check_int(n_oversamples, "n_oversamples", low=0)
     if isinstance(n_iter, str):
         if n_iter != "auto":
@@ -127,7 +158,7 @@ def _options(
         raise TypeError(f"return_error must be a bool, got {type(return_error).__name__}")
     if not isinstance(compute, (bool, np.bool_)):
         raise TypeError(f"compute must be a bool, got {type(compute).__name__}")
-    return k, n_oversamples, iters
+    return k, tol, n_oversamples, iters
 
 
 class _Passes:
@@ -154,7 +185,7 @@ class _Passes:
         A = self.A
         if not self.tall:
             X = self.long_block(X) if not _is_dask(X) else X
-        Y = A @ X
+        Y = _dot(A, X)
         return self._finish(Y, with_norm, long=self.tall)
 
     def rmm(self, X: Any) -> Any:
@@ -204,6 +235,34 @@ def _is_dask(x: Any) -> bool:
     return type(x).__module__.split(".", 1)[0] == "dask"
 
 
+def _dot(X: Any, Y: Any) -> Any:
+    """``X @ Y`` where either may be an in-memory block (NumPy or CuPy).
+
+    The in-memory operand becomes a dask array of its own chunk type, chunked to match the
+    other's contracted dimension: left to dask, a CuPy operand would go through
+    ``numpy.asarray``, which CuPy refuses (and a NumPy one would meet CuPy chunks).
+    """
+    if _is_dask(X) == _is_dask(Y):
+        return X @ Y
+    da = dask_array_module()
+    if _is_dask(X):
+        Y = da.from_array(Y, chunks=(X.chunks[1], Y.shape[1]), asarray=False)
+    else:
+        X = da.from_array(X, chunks=(X.shape[0], Y.chunks[0]), asarray=False)
+    return X @ Y
+
+
+def _scale_columns(U: Any, v: Any) -> Any:
+    """``U * v[None, :]`` for a dask or in-memory ``U`` and an in-memory ``v``."""
+    if not _is_dask(U):
+        return U * v[None, :]
+    return U.map_blocks(_times_row, v, dtype=U.dtype)
+
+
+def _times_row(block: Any, v: Any) -> Any:
+    return block * v[None, :]
+
+
 def _orth_dask(Y: Any, xp: types.ModuleType, *, passes: int = 2) -> tuple[Any, Any]:
     """``Y = Q R`` for a tall, row-chunked dask ``Y`` (l columns): lazy ``Q``, in-memory ``R``.
 
@@ -218,12 +277,12 @@ def _orth_dask(Y: Any, xp: types.ModuleType, *, passes: int = 2) -> tuple[Any, A
     if R1 is not None:
         d = xp.abs(xp.diagonal(R1))
         if float(d.min()) > 100.0 * np.sqrt(eps) * float(d.max()):
-            Q1 = (Y @ _triangular_inverse(R1, xp)).persist()
+            Q1 = _dot(Y, _triangular_inverse(R1, xp)).persist()
             if passes == 1:
                 return Q1, R1
             R2 = _cholesky_upper((conj_t(Q1) @ Q1).compute(), xp)
             if R2 is not None:
-                return (Q1 @ _triangular_inverse(R2, xp)).persist(), R2 @ R1
+                return _dot(Q1, _triangular_inverse(R2, xp)).persist(), R2 @ R1
     Yt = Y.rechunk({1: -1})
     Q, R = da.linalg.tsqr(Yt)
     Q, R = Q.persist(), R.compute()
@@ -255,7 +314,7 @@ def truncated_svd_dask(
     dask_array_module()
     A, tall = check_dask_matrix(A, "A")
     m, n = A.shape
-    k, n_oversamples, iters = _options(
+    k, tol, n_oversamples, iters = _options(
         k,
         tol,
         n_oversamples,
@@ -268,7 +327,15 @@ def truncated_svd_dask(
         min(m, n),
     )
     rng = check_random_state(random_state)
-    U, s, Vt, rel = _truncated_svd_dask_core(A, tall, k, n_oversamples, iters, rng)
+    if tol is not None:
+        U, s, Vt, rel = _fixed_accuracy_dask_core(
+            A, tall, tol, k, iters, rng, want_error=bool(return_error), stacklevel=4
+        )
+    else:
+        assert k is not None
+        U, s, Vt, rel = _truncated_svd_dask_core(
+            A, tall, k, n_oversamples, iters, rng, want_error=bool(return_error)
+        )
     if compute:
         U = U.persist()
     if return_error:
@@ -277,7 +344,13 @@ def truncated_svd_dask(
 
 
 def _truncated_svd_dask_core(
-    A: Any, tall: bool, k: int, n_oversamples: int, n_iter: int | None, rng: Any
+    A: Any,
+    tall: bool,
+    k: int,
+    n_oversamples: int,
+    n_iter: int | None,
+    rng: Any,
+    want_error: bool = False,
 ) -> tuple[Any, Any, Any, float]:
     """Randomized subspace iteration on a validated dask ``A`` (see the module docstring).
 
@@ -305,7 +378,379 @@ def _truncated_svd_dask_core(
             pre, post = scale_halves(scale)
             A = (A * dtype.type(pre)) * dtype.type(post)
         U, s, Vt, norm2 = _iterate(A, tall, xp, Omega, k, n_iter, check_range=False)
-    return _finish(A, U, s, Vt, norm2, eps, xp, scale)
+    return _finish(A, U, s, Vt, norm2, eps, xp, scale, want_error=want_error)
+
+
+def _fixed_accuracy_dask_core(
+    A: Any,
+    tall: bool,
+    tol: float,
+    k_max: int | None,
+    n_iter: int | None,
+    rng: Any,
+    *,
+    want_error: bool = False,
+    stacklevel: int = 2,
+) -> tuple[Any, Any, Any, float]:
+    """Fixed accuracy on a validated dask ``A``: the smallest rank with error at most ``tol``.
+
+    :func:`sparselin.linalg._fixed_accuracy.fixed_accuracy` (randQB_EI) replayed with blocked
+    products: the same test matrices, block sizes, projections, stopping rule, explicit
+    residual where the energy identity is too coarse, and the same warnings as
+    :func:`sparselin.linalg._truncated_svd._truncated_svd_core`. ``||A||_F^2`` comes from the
+    first pass; A whose squares leave the dtype's range is worked on scaled by a power of
+    two (the run restarts once, with the same random stream).
+    """
+    xp = dask_chunk_namespace(A)
+    dtype = np.dtype(A.dtype)
+    eps = float(np.finfo(dtype).eps)
+    floor = TOL_FLOOR * eps
+    if tol < floor:
+        warnings.warn(
+            f"tol={tol:g} is below what {dtype} factors can represent (about "
+            f"{floor:.1g} relative error); the result is as accurate as {dtype} allows",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    start = copy.deepcopy(rng)
+    scale = 1.0
+    try:
+        out = _fixed_accuracy_blocks(A, tall, xp, tol, k_max, n_iter, rng, check_range=True)
+    except _OutOfRange:
+        amax = float(abs(A).max().compute())
+        if not math.isfinite(amax):
+            raise ValueError("A contains NaN or infinity") from None
+        if amax > 0.0:
+            scale = float(np.ldexp(1.0, min(-int(np.frexp(amax)[1]), 1022)))
+            pre, post = scale_halves(scale)
+            A = (A * dtype.type(pre)) * dtype.type(post)
+        out = _fixed_accuracy_blocks(A, tall, xp, tol, k_max, n_iter, start, check_range=False)
+    U, s, Vt, rel, met, norm2 = out
+    if not met and (k_max is not None or tol >= floor):
+        warnings.warn(
+            f"tol={tol} cannot be met with rank <= {k_max}; returning rank {s.shape[0]} with "
+            f"relative error {rel:.3g}",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return _finish(
+        A, U, s, Vt, norm2, eps, xp, scale, err2=rel * rel * norm2, want_error=want_error
+    )
+
+
+class _Blocks(_Passes):
+    """The products of fixed accuracy, on dask or in-memory thin blocks.
+
+    A block along A's long dimension is a persisted dask array; along the short one it is in
+    memory. The helpers below take either kind, so the algorithm reads as its original.
+    """
+
+    def times(self, X: Any, Q: Any = None, C: Any = None, with_norm: bool = False) -> tuple:
+        """``A X - Q C`` (the correction only when ``Q`` has columns), and ``||A||^2``."""
+        if not self.tall and not _is_dask(X):
+            X = self.long_block(X)
+        Y = _dot(self.A, X)
+        if Q is not None and Q.shape[1]:
+            Y = Y - _dot(Q, C)
+        return self._finish(Y, with_norm, long=self.tall)
+
+    def adjoint_times(self, X: Any, Q: Any = None, C: Any = None) -> Any:
+        """``A^H X - Q C`` (the correction only when ``Q`` has columns)."""
+        Xh = conj_t(X)
+        if not _is_dask(Xh):
+            Xh = self.da.from_array(Xh, chunks=-1, asarray=False)
+        Z = conj_t(Xh @ self.A)
+        if Q is not None and Q.shape[1]:
+            Z = Z - _dot(Q, C)
+        return self._finish(Z, False, long=not self.tall)[0]
+
+    def adjoint_and_times(self, Qi: Any, X: Any) -> tuple[Any, Any]:
+        """``A^H Qi`` and ``A X`` from one pass over A (one graph, each chunk read once)."""
+        Xh = conj_t(Qi)
+        if not _is_dask(Xh):
+            Xh = self.da.from_array(Xh, chunks=-1, asarray=False)
+        Z = conj_t(Xh @ self.A)
+        if not self.tall and not _is_dask(X):
+            X = self.long_block(X)
+        Y = _dot(self.A, X)
+        if self.tall:
+            Y, Z = self.dask.persist(Y, Z)
+            return Z.compute(), Y
+        Z, Y = self.dask.persist(Z, Y)
+        return Z, Y.compute()
+
+    def empty(self, long_rows: bool, rows: int) -> Any:
+        """A block without columns, of the kind the dimension of ``rows`` calls for."""
+        Z = self.xp.zeros((rows, 0), dtype=self.A.dtype)
+        if long_rows:
+            chunks = self.A.chunks[0] if self.tall else self.A.chunks[1]
+            return self.da.from_array(Z, chunks=(chunks, 0), asarray=False)
+        return Z
+
+
+def _gram(X: Any, Y: Any) -> Any:
+    """``X^H Y`` in memory (a reduction over the long dimension for dask blocks)."""
+    if _is_dask(X) and not _is_dask(Y):
+        Y = dask_array_module().from_array(Y, chunks=(X.chunks[0], Y.shape[1]), asarray=False)
+    G = conj_t(X) @ Y
+    return G.compute() if _is_dask(G) else G
+
+
+def _minus(Y: Any, Q: Any, C: Any) -> Any:
+    """``Y - Q C``, persisted for dask blocks."""
+    out = Y - _dot(Q, C)
+    return out.persist() if _is_dask(out) else out
+
+
+def _energy(X: Any, xp: types.ModuleType) -> float:
+    """``||X||_F^2`` of a block (``vdot(X, X).real`` in memory), blockwise for dask."""
+    if _is_dask(X):
+        sq = X.map_blocks(
+            _squared_sum,
+            chunks=tuple((1,) * len(c) for c in X.chunks),
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+        )
+        return float(sq.sum().compute())
+    return float(xp.vdot(X, X).real)
+
+
+def _abs_max(X: Any, xp: types.ModuleType) -> float:
+    if _is_dask(X):
+        return float(_host(abs(X).max().compute()))
+    return float(xp.abs(X).max())
+
+
+def _join(Q: Any, Qi: Any) -> Any:
+    """``[Q, Qi]``; dask blocks keep one column chunk and are persisted."""
+    if not Q.shape[1]:
+        return Qi
+    if _is_dask(Q):
+        da = dask_array_module()
+        return da.concatenate([Q, Qi], axis=1).rechunk({1: -1}).persist()
+    mod = importlib.import_module(type(Q).__module__.split(".", 1)[0])
+    return mod.concatenate([Q, Qi], axis=1)
+
+
+def _extend_basis_any(Y: Any, Q: Any, xp: types.ModuleType) -> Any:
+    """:func:`sparselin.linalg._iterations.extend_basis` on dask or in-memory blocks."""
+    has_q = Q.shape[1] > 0
+    if has_q:
+        for _ in range(2):
+            Y = _minus(Y, Q, _gram(Q, Y))
+    if not Y.shape[1] or _abs_max(Y, xp) == 0.0:
+        return Y[:, :0]
+    P = _orth_any(Y, xp, 2, False)
+    if not has_q:
+        return P
+    limit = 2.0 * np.finfo(Y.dtype).eps * np.sqrt(Y.shape[0])
+    for _ in range(2):
+        C = _gram(Q, P)
+        if float(xp.abs(C).max()) <= limit:
+            return P
+        P = _minus(P, Q, C)
+        P = _minus(P, Q, _gram(Q, P))
+        P, R = _orth_any(P, xp, 2, True)
+        u, s, _ = small_svd(R, xp)
+        keep = int(np.count_nonzero(_host(s) > KEEP_FRACTION))
+        if keep == 0:
+            return P[:, :0]
+        P = _orth_any(_dot(P, u[:, :keep]), xp, 2, False)
+    return P
+
+
+def _ritz_factors_any(Bh: Any, xp: types.ModuleType) -> tuple[Any, Any, Any, Any]:
+    """:func:`sparselin.linalg._iterations.ritz_factors` with ``Zt = Bh`` of either kind."""
+    Qz, Rz = _orth_any(Bh, xp, 2, True)
+    u, s, wh = small_svd(conj_t(Rz), xp)
+    return Qz, u, s, wh
+
+
+def _ritz_svd_any(Q: Any, factors: tuple, k: int) -> tuple[Any, Any, Any]:
+    """:func:`sparselin.linalg._iterations.ritz_svd`; ``Vt`` always in memory."""
+    Qz, u, s, wh = factors
+    Vt = _dot(wh[:k], conj_t(Qz))
+    if _is_dask(Vt):
+        Vt = Vt.compute()
+    return _dot(Q, u[:, :k]), s[:k], Vt
+
+
+def _residual2(A: Any, L: Any, Rt: Any) -> float:
+    """``||A - L Rt||_F^2`` on the entries of A, one chunk at a time (one pass over A).
+
+    ``L`` (m x d) and ``Rt`` (d x n) may each be dask or in memory; both are aligned with
+    A's chunks, so every task holds one chunk of A and the matching slices of the factors.
+    """
+    da = dask_array_module()
+    if _is_dask(L):
+        L = L.rechunk({1: -1})
+    else:
+        L = da.from_array(L, chunks=(A.chunks[0], L.shape[1]), asarray=False)
+    if _is_dask(Rt):
+        Rt = Rt.rechunk({0: -1})
+    else:
+        Rt = da.from_array(Rt, chunks=(Rt.shape[0], A.chunks[1]), asarray=False)
+    return _energy(A - L @ Rt, np)
+
+
+def _fixed_accuracy_blocks(
+    A: Any,
+    tall: bool,
+    xp: types.ModuleType,
+    tol: float,
+    k_max: int | None,
+    n_iter: int | None,
+    rng: Any,
+    check_range: bool,
+) -> tuple[Any, Any, Any, float, bool, float]:
+    """The loop of ``fixed_accuracy`` for a dense A whose norm the first pass measures.
+
+    Returns ``U, s, Vt, rel, met, ||A||_F^2``. ``Q`` (m x d) and ``Bh = B^H = A^H Q``
+    (n x d) are dask along A's long dimension and in memory along the other; the line by
+    line correspondence with the in-memory loop is kept on purpose.
+    """
+    ops = _Blocks(A, tall, xp)
+    m, n = A.shape
+    dtype = np.dtype(A.dtype)
+    r_max = min(m, n)
+    p = 1 if n_iter is None else n_iter
+    block = min(r_max, max(16, min(64, r_max // 16)))
+    if k_max is not None:
+        block = min(block, max(8, k_max // 2 + 1))
+    Q = ops.empty(tall, m)
+    Bh = ops.empty(not tall, n)
+    tol2 = tol * tol
+    eps = float(np.finfo(dtype).eps)
+    # The identity's rounding error is a few eps * ||A||^2 per block; trust it well above.
+    identity_ok = tol2 > ENERGY_RESOLUTION * eps
+    norm2: float | None = None
+    captured = 0.0
+    resid = 0.0
+    decided = False
+    chosen: tuple | None = None
+    cap = r_max if k_max is None else min(r_max, k_max + block)
+    exhausted = False
+    ahead: tuple | None = None  # (test matrix, A times it) of the next block, made early
+
+    def rank_for(resid: float, total: float) -> tuple[int, tuple]:
+        factors = _ritz_factors_any(Bh, xp)
+        sv = factors[2].astype(np.float64)
+        tails = xp.concatenate([xp.cumsum(sv[::-1] ** 2)[::-1], xp.zeros(1)])
+        ok = xp.nonzero(resid + tails <= tol2 * total)[0]
+        r = int(ok[0]) if ok.size else int(sv.shape[0])
+        return max(r, 1), factors
+
+    while True:
+        d = Q.shape[1]
+        b = min(block, r_max - d)
+        if b <= 0:
+            break
+        if ahead is not None:
+            # This block's first product was made in the previous block's last pass, from
+            # the numbers drawn here in memory; drawing them again keeps the caller's
+            # generator where the in-memory code leaves it.
+            Omega, Y = ahead
+            ahead = None
+            gaussian(rng, (n, b), dtype, xp)
+            got = None
+            if d:
+                Y = _minus(Y, Q, _gram(Bh, Omega))
+        else:
+            Omega = gaussian(rng, (n, b), dtype, xp)
+            if not tall:
+                Omega = ops.long_block(Omega).persist()
+            C = _gram(Bh, Omega) if d else None
+            Y, got = ops.times(Omega, Q, C, with_norm=norm2 is None)
+        if got is not None:
+            # The first pass also measures ||A||_F^2 (in memory it precedes the loop).
+            norm2 = got
+            info = np.finfo(dtype)
+            in_range = float(info.tiny) * 1e10 < norm2 < float(info.max) * 1e-10
+            if not math.isfinite(norm2) or (check_range and norm2 and not in_range):
+                raise _OutOfRange
+            if norm2 == 0.0:
+                break
+        for _ in range(p):
+            Qi = _orth_any(Y, xp, 2, False)
+            Z = ops.adjoint_times(Qi, Bh, _gram(Q, Qi) if d else None)
+            Pi = _orth_any(Z, xp, 2, False)
+            Y = ops.times(Pi, Q, _gram(Bh, Pi) if d else None)[0]
+        # What the block adds beyond span(Q); rounding noise inside span(Q) is dropped.
+        Qi = _extend_basis_any(Y, Q, xp)
+        if not Qi.shape[1]:
+            exhausted = True
+            break
+        d_next = d + Qi.shape[1]
+        b_next = min(block, r_max - d_next)
+        if b_next > 0 and d_next < cap:
+            # The next block's first product A Omega shares this pass over A with
+            # B_i = A^H Q_i: three passes per block instead of four (for one power
+            # iteration). It is wasted work, not an extra read, if this block ends the loop;
+            # its test matrix comes from a copy of the stream, which stays untouched then.
+            Omega_next = gaussian(copy.deepcopy(rng), (n, b_next), dtype, xp)
+            if not tall:
+                Omega_next = ops.long_block(Omega_next).persist()
+            Bi, Y_next = ops.adjoint_and_times(Qi, Omega_next)
+            ahead = (Omega_next, Y_next)
+        else:
+            Bi = ops.adjoint_times(Qi)
+        Q = _join(Q, Qi)
+        Bh = _join(Bh, Bi)
+        captured += _energy(Bi, xp)
+        d = Q.shape[1]
+        assert norm2 is not None
+        resid = max(norm2 - captured, 0.0)
+        if resid <= tol2 * norm2 and not identity_ok:
+            resid = _residual2(A, Q, conj_t(Bh))
+            captured = norm2 - resid  # keep the bookkeeping exact from here on
+        if resid <= tol2 * norm2:
+            r, factors = rank_for(resid, norm2)
+            # As in memory: accept once the rank that meets tol sits clearly inside the basis.
+            if r <= d - block // 2 or d >= r_max or (k_max is not None and r <= k_max):
+                decided = True
+                chosen = (r, factors)
+                break
+        if d >= cap:
+            break
+    assert norm2 is not None
+    if not decided and (Q.shape[1] >= r_max or exhausted) and Q.shape[1]:
+        # Q spans A's range to working precision: what is left is rounding, measured.
+        resid = _residual2(A, Q, conj_t(Bh))
+        captured = norm2 - resid
+    total = norm2
+    if not Q.shape[1]:
+        # A is zero (to working precision): every rank meets tol; rank 1, s = 0, as in memory.
+        real = np.finfo(dtype).dtype
+        U = _unit_column(A, tall, xp, m)
+        Vt = xp.zeros((1, n), dtype=dtype)
+        Vt[0, 0] = 1
+        return U, xp.zeros(1, dtype=real), Vt, 0.0, True, norm2
+    rank, factors = chosen if chosen is not None else rank_for(resid, total)
+    sv = factors[2]
+    rank = min(rank, int(sv.shape[0]))
+    if k_max is not None:
+        rank = min(rank, k_max)
+    U, s, Vt = _ritz_svd_any(Q, factors, rank)
+    err2 = resid + float(xp.sum(sv[rank:].astype(np.float64) ** 2))
+    rel = math.sqrt(max(err2, 0.0) / total) if total > 0 else 0.0
+    return U, s, Vt, rel, rel <= tol * (1 + 1e-9), norm2
+
+
+def _unit_column(A: Any, tall: bool, xp: types.ModuleType, m: int) -> Any:
+    """The first coordinate vector of length m (dask with A's row chunks when A is tall)."""
+    dtype = np.dtype(A.dtype)
+    if not tall:
+        U = xp.zeros((m, 1), dtype=dtype)
+        U[0, 0] = 1
+        return U
+    da = dask_array_module()
+
+    def unit(index: Any) -> Any:
+        return xp.asarray((index == 0)[:, None].astype(dtype))
+
+    return da.arange(m, chunks=(A.chunks[0],)).map_blocks(
+        unit, new_axis=1, chunks=(A.chunks[0], (1,)), dtype=dtype, meta=xp.empty((0, 0), dtype)
+    )
 
 
 class _OutOfRange(Exception):
@@ -375,12 +820,12 @@ def _from_pass(result: tuple, k: int, xp: types.ModuleType) -> tuple[Any, Any, A
     right, X, basis, R = result
     if right:
         u, s, wh = small_svd(R, xp)
-        U = basis @ u[:, :k]
-        Vt = wh[:k] @ conj_t(X)
+        U = _dot(basis, u[:, :k])
+        Vt = _dot(wh[:k], conj_t(X))
     else:
         u, s, wh = small_svd(conj_t(R), xp)
-        U = X @ u[:, :k]
-        Vt = wh[:k] @ conj_t(basis)
+        U = _dot(X, u[:, :k])
+        Vt = _dot(wh[:k], conj_t(basis))
     return U, s[:k], Vt
 
 
@@ -393,13 +838,24 @@ def _finish(
     eps: float,
     xp: types.ModuleType,
     scale: float = 1.0,
+    *,
+    err2: float | None = None,
+    want_error: bool = False,
 ) -> tuple[Any, Any, Any, float]:
-    """Cutoff, error, sign rule and output types: dask U with A's row chunks, in-memory Vt."""
+    """Error, cutoff, sign rule and output types: dask U with A's row chunks, in-memory Vt.
+
+    ``err2`` is the squared error when the caller knows it (fixed accuracy), else it comes
+    from the energy identity; where that is below the identity's resolution and the error
+    is asked for, it is measured on the entries of A (one more pass), as in memory.
+    """
     da = dask_array_module()
     dask = importlib.import_module("dask")
     dtype = np.dtype(A.dtype)
     real = np.finfo(dtype).dtype
-    err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+    if err2 is None:
+        err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+    if want_error and norm2 and err2 <= ENERGY_RESOLUTION * eps * norm2:
+        err2 = _residual2(A, _scale_columns(U, s.astype(dtype)), Vt)
     rel = math.sqrt(err2 / norm2) if norm2 else 0.0
     s = _unscale(s.astype(real, copy=False), scale, xp, 5)
     if s.shape[0] and math.isfinite(float(s[0])):
@@ -424,7 +880,7 @@ def _finish(
         pivots = U.vindex[idx, np.arange(kk)].compute()
         mag = np.abs(pivots)
         phase = np.where(mag > 0, pivots / np.where(mag > 0, mag, 1), 1).astype(dtype)
-        U = U * phase.conj()[None, :]
+        U = _scale_columns(U, xp.asarray(phase.conj()))
         Vt *= xp.asarray(phase)[:, None]
         return U, s, Vt, rel
     i_max, i_min, v_max, v_min = dask.compute(
@@ -435,10 +891,175 @@ def _finish(
     use_max = (v_max > v_min) | ((v_max == v_min) & (i_max < i_min))
     use_max |= (v_max == 0) & (v_min == 0)  # an all-zero column keeps its sign, as in memory
     sign = np.where(use_max, 1, -1).astype(dtype)
-    U = U * xp.asarray(sign)[None, :]
+    U = _scale_columns(U, xp.asarray(sign))
     Vt *= xp.asarray(sign)[:, None]
     return U, s, Vt, rel
 
 
 def _host(a: Any) -> np.ndarray:
     return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+
+
+# --- Streaming: one pass over the blocks of a dask array, each block computed once ---------
+
+
+def check_dask_stream(X: Any, name: str, axis: int, width: int | None = None) -> None:
+    """Check a dask matrix to be streamed along ``axis``, computing nothing.
+
+    The other dimension must be known (it is the width of every block, and of the factors);
+    the streamed one may be unknown (NaN chunks after boolean indexing): each block's size
+    is learned when it is computed. Chunks along the other dimension are allowed, since a
+    block is a whole band of the matrix; each band is computed as one array.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-D, got a dask array with ndim={X.ndim}")
+    other = 1 - axis
+    if math.isnan(X.shape[other]):
+        raise ValueError(
+            f"{name} has unknown chunk sizes along axis {other} (shape {X.shape}); call "
+            f"{name}.compute_chunk_sizes() first"
+        )
+    if X.shape[other] == 0 or X.shape[axis] == 0:
+        raise ValueError(f"{name} must be non-empty, got shape {X.shape}")
+    if X.dtype.kind not in "biufc":
+        raise TypeError(f"{name} must hold numbers, got dtype {X.dtype}")
+    if width is not None and X.shape[other] != width:
+        what = "columns" if axis == 0 else "rows"
+        raise ValueError(f"{name} must have {width} {what}, got shape {X.shape}")
+
+
+def stream_blocks(X: Any, axis: int, size: int | None = None) -> Iterator[Any]:
+    """The bands of a dask matrix along ``axis``, in order, each computed once.
+
+    ``size`` re-cuts the bands to that many rows (``axis=0``) or columns first (the last
+    band may be shorter), which needs known chunk sizes along ``axis``. While a band is
+    being used, the next one is already being computed (on the active dask scheduler, from
+    a helper thread), so reading overlaps with the work done on the data; at most two bands
+    are in memory at a time. Empty bands are skipped.
+    """
+    if size is not None:
+        if any(math.isnan(c) for c in X.chunks[axis]):
+            raise ValueError(
+                f"a batch size needs known chunk sizes; call X.compute_chunk_sizes() first "
+                f"(shape {X.shape})"
+            )
+        X = X.rechunk({axis: size})
+    count = X.numblocks[axis]
+
+    def band(i: int) -> Any:
+        return X.blocks[i] if axis == 0 else X.blocks[:, i]
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(band(0).compute)
+        try:
+            for i in range(count):
+                block = pending.result()
+                if i + 1 < count:
+                    pending = pool.submit(band(i + 1).compute)
+                if block.shape[axis]:  # boolean indexing can leave a chunk empty
+                    yield block
+                del block
+        finally:
+            pending.cancel()
+
+
+def svd_update_dask(
+    U: Any, s: Any, Vt: Any, C: Any, *, axis: int, k: Any, reorthogonalize_first: Any
+) -> tuple[Any, Any, Any]:
+    """:func:`sparselin.svd_update` with a dask ``C``: one update per block of ``C``.
+
+    ``C`` is read once, band by band along the appended axis (column blocks for
+    ``axis=1``, row blocks for ``axis=0``); the result equals calling ``svd_update`` on the
+    bands in turn (each update truncates to ``k``). ``U``, ``s`` and ``Vt`` stay in memory.
+    """
+    from ._svd_update import (
+        _as_2d,
+        _check_orthonormal,
+        _check_svd_triplet,
+        _max_abs,
+        _svd_update_core,
+        reorthogonalize,
+    )
+
+    dask_array_module()
+    U = _as_2d(U, "U")
+    Vt = _as_2d(Vt, "Vt")
+    s = _as_2d(s, "s")
+    xp = namespace(U, s, Vt)
+    m, r, n = _check_svd_triplet(U, s, Vt)
+    if C.ndim == 1:
+        C = C[:, None] if axis == 1 else C[None, :]
+    # Columns are appended along C's axis 1, rows along its axis 0.
+    check_dask_stream(C, "C", axis, width=m if axis == 1 else n)
+    dtype = np.result_type(result_dtype(U.dtype), result_dtype(Vt.dtype), result_dtype(C.dtype))
+    k = r if k is None else check_int(k, "k", low=1)
+    real = np.finfo(dtype).dtype
+    U = U.astype(dtype, copy=False)
+    Vt = Vt.astype(dtype, copy=False)
+    s = s.astype(real, copy=False)
+    if reorthogonalize_first:
+        U, s, Vt = reorthogonalize(U, s, Vt)
+    else:
+        _check_orthonormal(U, "U", xp)
+        _check_orthonormal(conj_t(Vt), "Vt", xp)
+    # Appending rows to A is appending columns to A^H: the loop runs on A^H's factors.
+    L, R = (U, Vt) if axis == 1 else (conj_t(Vt), conj_t(U))
+    rows = L.shape[0]
+    for block in stream_blocks(C, 1 if axis == 1 else 0):
+        block = _as_2d(block, "C").astype(dtype, copy=False)
+        if axis == 0:
+            block = conj_t(block)
+        if namespace(block) is not xp:
+            raise TypeError("C's chunks must be on the same device as U, s and Vt")
+        c_max = _max_abs(block, xp)
+        if not np.isfinite(c_max):
+            raise ValueError("C contains NaN or infinity")
+        c = block.shape[1]
+        step_k = min(k, rows, R.shape[1] + c)
+        L, s, R = _svd_update_core(L, s, R, block, step_k, xp, c_max=c_max)
+    if axis == 1:
+        return L, s, R
+    return xp.ascontiguousarray(conj_t(R)), s, xp.ascontiguousarray(conj_t(L))
+
+
+# --- Estimators: lazy projections and blockwise statistics ---------------------------------
+
+
+def lazy_product(X: Any, W: Any, width: int, what: str) -> Any:
+    """``X @ W`` for a dask ``X``, lazy, with X's row chunks; NaN/inf raise when computed.
+
+    ``width`` is the number of columns X must have (``what`` names them in the error). The
+    finiteness check is a blockwise map fused into the product's tasks, so it costs no
+    extra pass and nothing is computed here.
+    """
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D, got a dask array with ndim={X.ndim}")
+    if math.isnan(X.shape[1]):
+        raise ValueError(
+            f"X has unknown chunk sizes along axis 1 (shape {X.shape}); call "
+            "X.compute_chunk_sizes() first"
+        )
+    if X.shape[1] != width:
+        raise ValueError(f"X has {X.shape[1]} features, but {what} {width} features as input.")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+    checked = X.map_blocks(_finite_block, dtype=X.dtype, meta=X._meta)
+    return _dot(checked, W)
+
+
+def _finite_block(block: Any) -> Any:
+    if not bool(namespace(block).isfinite(block).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    return block
+
+
+def column_variances(X: Any, X_new: Any) -> tuple[Any, float]:
+    """Variances of the columns of ``X_new`` and the sum of those of ``X``, in one pass.
+
+    Both are dask reductions of per-chunk moments (no chunk is held beyond its task), and
+    ``X_new``, a product with X, shares its reads of X with the second one.
+    """
+    da = dask_array_module()
+    dask = importlib.import_module("dask")
+    exp_var, full_var = dask.compute(da.var(X_new, axis=0), da.var(X, axis=0).sum())
+    return exp_var, float(full_var)

@@ -83,8 +83,8 @@ def _as_2d(x: Any, name: str) -> Any:
     if is_dask_array(x):
         # np.asarray would silently compute the whole array on this machine.
         raise TypeError(
-            f"{name} is a dask array; sparselin's dask path is not available yet. Compute a "
-            "NumPy/CuPy array first (or wait for the distributed family)."
+            f"{name} is a dask array; only C may be one (it is streamed block by block): "
+            f"compute {name} to a NumPy/CuPy array first"
         )
     if is_sparse(x):
         if x.format not in ("csr", "csc"):
@@ -236,7 +236,11 @@ def svd_update(
         Right singular vectors (orthonormal rows).
     C : array or sparse matrix of shape (m, c) for ``axis=1`` or (c, n) for ``axis=0``
         The appended columns or rows (a 1-D array is one column or row). A sparse block
-        stays sparse: its products with the bases are sparse products.
+        stays sparse: its products with the bases are sparse products. A dask array is
+        streamed: its column blocks (``axis=1``) or row blocks (``axis=0``) are computed
+        one at a time, in order, each read once, and applied as successive updates (the
+        same as calling ``svd_update`` on each block in turn); ``U``, ``s`` and ``Vt``
+        stay in memory.
     axis : {0, 1}, default=1
         1 appends columns (``[A, C]``), 0 appends rows (``[A; C]``).
     k : int, optional
@@ -263,7 +267,8 @@ def svd_update(
         Mismatched shapes, NaN/inf, empty input, negative ``s``, ``k`` out of range, bad
         ``axis``, or ``U``/``Vt`` not orthonormal (without ``reorthogonalize_first``).
     TypeError
-        Non-numeric, complex ``s``, dask or masked arrays, data on different devices.
+        Non-numeric, complex ``s``, dask ``U``/``s``/``Vt``, masked arrays, data on
+        different devices.
 
     References
     ----------
@@ -284,6 +289,12 @@ def svd_update(
     """
     if axis not in (0, 1) or isinstance(axis, bool):
         raise ValueError(f"axis must be 0 (append rows) or 1 (append columns), got {axis!r}")
+    if is_dask_array(C):
+        from ._dask import svd_update_dask
+
+        return svd_update_dask(
+            U, s, Vt, C, axis=axis, k=k, reorthogonalize_first=reorthogonalize_first
+        )
     U = _as_2d(U, "U")
     Vt = _as_2d(Vt, "Vt")
     s = _as_2d(s, "s")
@@ -359,8 +370,9 @@ def _svd_update_core(
     otherwise drops only directions that matter least, for ``O(nnz(C) l)`` work where the
     exact remainder costs ``O(m c^2)``. A sparse block with ``Vt=None`` is compressed on its
     row side (:func:`_row_space_update`, which keeps the remainder's directions that matter
-    most to the *updated* matrix); otherwise on its column side (:func:`_sketch_remainder`,
-    the remainder's own leading directions).
+    most to the *updated* matrix); any other block with ``Vt=None`` on its column side by
+    the same rule (:func:`_updated_range`); with ``Vt`` tracked (or ``n_iter=0``), on its
+    column side by the remainder's own leading directions (:func:`_sketch_remainder`).
 
     Returns ``(U, s, Vt)`` of rank ``min(k, m, r + c)`` (``Vt`` is None when not tracked).
     """
@@ -392,7 +404,10 @@ def _svd_update_core(
     if sketched and Vt is None and op.kind == "sparse" and c <= _ROW_SPACE_MAX and m - r > 0:
         with _one_blas_thread(xp):
             return _row_space_update(op, U, s, M, k, sketch, n_iter, random_state, scale, xp)
-    if sketched:
+    if sketched and Vt is None and r and n_iter > 0:
+        Q0, R0 = _updated_range(op, U, s, M, min(sketch, m - r), n_iter, random_state, xp)
+        Rc_tri = None
+    elif sketched:
         Q0, R0 = _sketch_remainder(op, U, M, min(sketch, m - r), n_iter, random_state, xp)
         Rc_tri = None
     else:
@@ -549,6 +564,45 @@ def _sketch_remainder(
     B = conj_t(op.rmm(Q))
     if r:
         B -= (conj_t(Q) @ U) @ M
+    return Q, B
+
+
+def _updated_range(
+    op: Operator, U: Any, s: Any, M: Any, l: int, n_iter: int, random_state: Any, xp: Any
+) -> tuple[Any, Any]:
+    """``Q, B`` with ``Q B ≈ R = C - U M``, keeping R's directions that matter to ``[U S, C]``.
+
+    The column-side counterpart of :func:`_updated_row_space` (the rule of the left-only
+    update of a wide sparse block), for blocks compressed on the column side (dense, or
+    wider than ``_ROW_SPACE_MAX``): ``n_iter`` subspace iterations on the updated matrix's
+    ``B B^H = U diag(s^2) U^H + C C^H`` (one product with ``C^H`` and one with ``C`` each),
+    started from the incumbent directions and ``R Ω``, converge to its top ``r + l``
+    subspace; that subspace's part outside ``span(U)``, ``(I - U U^H) B B^H Z = R (C^H Z)``,
+    lies in the range of the remainder and is what the update keeps. The remainder's own
+    leading directions (:func:`_sketch_remainder`) are not the same thing when the block's
+    dominant directions are private to it and the shared ones couple with ``M``. When the
+    remainder has rank at most ``r + l`` the result spans all of it: the update is exact.
+
+    The same number of products with C as :func:`_sketch_remainder` (``n_iter + 1`` each
+    way), and a core of ``2 r + l`` columns instead of ``r + (n_iter + 1) l``.
+    """
+    if l <= 0:  # span(U) is the whole space: nothing remains
+        return xp.zeros((U.shape[0], 0), dtype=U.dtype), xp.zeros((0, M.shape[1]), U.dtype)
+    UH = conj_t(U)
+    s2 = (s.astype(U.real.dtype) ** 2)[:, None]
+    Omega = gaussian(random_state, (op.shape[1], l), op.dtype, xp)
+    Y = op.mm(Omega) - U @ (M @ Omega)
+    Z = orth(xp.concatenate([U, orth(Y, xp, passes=1)], axis=1), xp, passes=1)
+    for _ in range(n_iter - 1):
+        Z = orth(op.mm(op.rmm(Z)) + U @ (s2 * (UH @ Z)), xp, passes=1)
+    W = op.rmm(Z)
+    Q = op.mm(W) - U @ (M @ W)  # R (C^H Z)
+    # R W is orthogonal to U only up to rounding relative to ||C W||: a second pass (see
+    # _sketch_remainder), then an orthonormal basis (_remainder_basis checks it against U
+    # and cuts the noise directions of a remainder of rank below r + l).
+    Q -= U @ (UH @ Q)
+    Q = orth(Q, xp)
+    B = conj_t(op.rmm(Q)) - (conj_t(Q) @ U) @ M
     return Q, B
 
 

@@ -162,12 +162,13 @@ def truncated_svd(
     positive (for ``A.T`` the same rule applies to ``A.T``'s own left vectors).
 
     A ``dask`` array (NumPy or CuPy chunks, chunked along its rows or along its columns, not
-    both) runs on dask's own scheduler, never gathered into one process: fixed rank,
-    ``method="randomized"`` only, every pass in A's precision. Its result equals the
-    in-memory one for the same ``random_state`` and integer ``n_iter`` up to rounding
-    (``n_iter="auto"`` applies the same stopping rule; only in-memory float64 input of 2**20
-    entries or more is sketched in float32 by default). ``U`` is a dask array with A's row
-    chunks, ``s`` and ``Vt`` are in memory.
+    both) runs on dask's own scheduler, never gathered into one process: fixed rank or
+    fixed accuracy, ``method="randomized"`` only, every pass in A's precision. Its result
+    equals the in-memory one for the same ``random_state`` up to rounding (``n_iter="auto"``
+    applies the same stopping rule, ``tol`` the same growth of the basis and the same
+    error bookkeeping; only in-memory float64 input of 2**20 entries or more is sketched in
+    float32 by default). ``U`` is a dask array with A's row chunks, ``s`` and ``Vt`` are in
+    memory.
 
     The randomized method computes ``Q = orth(A (A^H A)^q Ω)`` with every product
     re-orthonormalised, then the SVD of ``Q^H A`` [1]_; every pass over A also gives a

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sparselin.datasets import make_low_rank_matrix
-from sparselin.linalg import truncated_svd
+from sparselin.linalg import svd_update, truncated_svd
 
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
@@ -84,36 +84,17 @@ def test_compute_false_keeps_u_lazy_without_rereading_a():
     np.testing.assert_array_equal(s, s2)
 
 
-def test_no_task_receives_the_whole_matrix():
-    from dask.callbacks import Callback
-    from dask.core import get_dependencies
-
-    A = _matrix((4000, 100), np.float64)
-    X = da.from_array(A, chunks=(500, 100))  # 8 chunks of 400 kB each
-    chunk_bytes = 500 * 100 * 8
-    largest = [0]
-
-    def pretask(key, dsk, state):
-        deps = get_dependencies(dsk, key)
-        size = sum(getattr(state["cache"].get(d), "nbytes", 0) for d in deps)
-        largest[0] = max(largest[0], size)
-
-    with Callback(pretask=pretask), dask.config.set(scheduler="sync"):
-        U, s, Vt = truncated_svd(X, 10, n_iter=2, random_state=0)
-        U.compute()
-    # One chunk of A plus thin blocks (500 x 20 sketches, 100 x 20 factors) at most.
-    assert 0 < largest[0] < chunk_bytes + 200_000 < A.nbytes / 4
-    # The checks saw the graph's tasks, including the chunks of A themselves.
-    assert largest[0] >= chunk_bytes
-
-
 BAD = [
     (lambda X: X.rechunk((100, 30)), {}, ValueError, r"rechunk\(\{1: -1\}\)"),
     (lambda X: X.T.rechunk((30, 100)), {}, ValueError, r"rechunk\(\{0: -1\}\)"),
     (lambda X: X[X[:, 0] > -np.inf], {}, ValueError, r"compute_chunk_sizes\(\)"),
     (lambda X: X[:, 0], {}, ValueError, "2-D"),
     (lambda X: X, {"k": 61}, ValueError, "k must be"),
-    (lambda X: X, {"tol": 0.1}, ValueError, "tol.*not supported for dask"),
+    (lambda X: X, {"k": None}, ValueError, "give the rank k, the relative error tol"),
+    (lambda X: X, {"tol": 1.0}, ValueError, "tol must be"),
+    (lambda X: X, {"tol": 0.0}, ValueError, "tol must be"),
+    (lambda X: X, {"tol": "1e-3"}, TypeError, "tol must be"),
+    (lambda X: X.rechunk((100, 30)), {"tol": 0.1, "k": None}, ValueError, r"rechunk"),
     (lambda X: X, {"method": "lanczos"}, ValueError, "method must be 'randomized'"),
     (lambda X: X, {"sketch_dtype": np.float32}, ValueError, "sketch_dtype"),
     (lambda X: X, {"power_iteration_normalizer": "LU"}, ValueError, "normalizer"),
@@ -148,26 +129,6 @@ def test_nan_entries_found_in_first_pass():
         truncated_svd(da.from_array(A, chunks=(100, 20)), 3, random_state=0)
 
 
-def test_distributed_local_cluster():
-    distributed = pytest.importorskip("distributed")
-    A = _matrix((3000, 80), np.float64, seed=4)
-    with (
-        distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            memory_limit="1GiB",
-        ) as cluster,
-        distributed.Client(cluster),
-    ):
-        X = da.from_array(A, chunks=(500, 80))
-        U, s, Vt = truncated_svd(X, 6, n_iter=2, random_state=5)
-        Uc = U.compute()
-    U0, s0, Vt0 = truncated_svd(A, 6, n_iter=2, random_state=5)
-    _assert_same((da.from_array(Uc), s, Vt), (U0, s0, Vt0), np.float64)
-
-
 def test_dask_is_lazy_and_its_absence_names_the_extra(monkeypatch):
     import subprocess
     import sys
@@ -198,3 +159,287 @@ def test_scaled_input_equals_in_memory(dtype, factor):
     np.testing.assert_allclose(s, s0, rtol=2e-4 if dtype == np.float32 else 1e-10)
     np.testing.assert_allclose(U.compute(), U0, atol=2e-3 if dtype == np.float32 else 1e-9)
     np.testing.assert_allclose(Vt, Vt0, atol=2e-3 if dtype == np.float32 else 1e-9)
+
+
+# --- Fixed accuracy ---------------------------------------------------------------------
+
+
+def _true_error(A, U, s, Vt):
+    A64 = A.astype(np.float64)
+    R = A64 - (np.asarray(U, np.float64) * s.astype(np.float64)) @ Vt.astype(np.float64)
+    return np.linalg.norm(R) / np.linalg.norm(A64)
+
+
+def _assert_error_is(err, true, dtype):
+    assert abs(err**2 - true**2) <= 20 * np.finfo(dtype).eps, (err, true)
+
+
+@pytest.mark.parametrize(
+    ("shape", "chunks", "dtype"),
+    [
+        (*CASES[0], np.float32),
+        (*CASES[0], np.float64),
+        (*CASES[1], np.float64),
+        (*CASES[1], np.float32),
+        (*CASES[2], np.float64),
+    ],
+)
+def test_fixed_accuracy_equals_in_memory(shape, chunks, dtype):
+    A = _matrix(shape, dtype, seed=1)
+    before = A.copy()
+    X = da.from_array(A, chunks=chunks)
+    with dask.config.set(scheduler="threads"):
+        U, s, Vt, err = truncated_svd(X, tol=0.02, random_state=3, return_error=True)
+    U0, s0, Vt0, err0 = truncated_svd(A, tol=0.02, random_state=3, return_error=True)
+    assert isinstance(U, da.Array) and U.chunks[0] == X.chunks[0]
+    assert len(s) == len(s0) and err <= 0.02
+    _assert_same((U, s, Vt), (U0, s0, Vt0), dtype)
+    # The reported error is the true one: the energy identity, good to a few eps of ||A||^2
+    # (the in-memory guarantee), checked on the dense residual.
+    _assert_error_is(err, _true_error(A, U.compute(), s, Vt), dtype)
+    _assert_error_is(err, err0, dtype)
+    np.testing.assert_array_equal(A, before)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol", "chunks", "transpose"),
+    [(np.float64, 1e-7, (150, 70), False), (np.float32, 3e-3, (70, 150), True)],
+)
+def test_fixed_accuracy_small_tol_measures_the_residual(dtype, tol, chunks, transpose):
+    # tol**2 below 1e3 eps: the identity cannot resolve it, the residual is read from A.
+    A = make_low_rank_matrix(600, 70, decay=0.6, random_state=2).astype(dtype)
+    A = A.T.copy() if transpose else A
+    X = da.from_array(A, chunks=chunks)
+    U, s, Vt, err = truncated_svd(X, tol=tol, random_state=0, return_error=True)
+    U0, s0, Vt0, err0 = truncated_svd(A, tol=tol, random_state=0, return_error=True)
+    assert len(s) == len(s0) and err <= tol
+    assert err == pytest.approx(_true_error(A, U.compute(), s, Vt), rel=0.02)
+    assert err == pytest.approx(err0, rel=0.02)
+
+
+def test_fixed_accuracy_rank_cap_warns_like_in_memory():
+    A = _matrix((900, 80), np.float64, seed=5)
+    X = da.from_array(A, chunks=(300, 80))
+    with pytest.warns(UserWarning, match=r"cannot be met with rank <= 4") as rec:
+        U, s, Vt, err = truncated_svd(X, 4, tol=1e-3, random_state=0, return_error=True)
+    assert rec[0].filename == __file__  # the warning points at the caller
+    with pytest.warns(UserWarning, match=r"cannot be met"):
+        U0, s0, Vt0, err0 = truncated_svd(A, 4, tol=1e-3, random_state=0, return_error=True)
+    _assert_same((U, s, Vt), (U0, s0, Vt0), np.float64)
+    assert err == pytest.approx(_true_error(A, U.compute(), s, Vt), rel=1e-8)
+    with pytest.warns(UserWarning, match="below what float32"):
+        truncated_svd(X.astype(np.float32), tol=1e-7, random_state=0)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_fixed_accuracy_rank_deficient_and_zero(transpose):
+    rng = np.random.default_rng(2)
+    A = rng.standard_normal((500, 3)) @ rng.standard_normal((3, 40))
+    A = A.T.copy() if transpose else A
+    chunks = (40, 100) if transpose else (100, 40)
+    U, s, Vt, err = truncated_svd(
+        da.from_array(A, chunks=chunks), tol=1e-9, random_state=0, return_error=True
+    )
+    assert s.shape == (3,) and err < 1e-9
+    Uc = U.compute()
+    assert err == pytest.approx(_true_error(A, Uc, s, Vt), rel=1e-6, abs=1e-16)
+    np.testing.assert_allclose(Uc.T @ Uc, np.eye(3), atol=1e-12)
+    Z = np.zeros(A.shape)
+    U, s, Vt, err = truncated_svd(
+        da.from_array(Z, chunks=chunks), tol=0.1, random_state=0, return_error=True
+    )
+    U0, s0, Vt0, err0 = truncated_svd(Z, tol=0.1, random_state=0, return_error=True)
+    assert err == err0 == 0.0 and np.all(s == 0) and s.shape == (1,)
+    np.testing.assert_array_equal(U.compute(), U0)
+    np.testing.assert_array_equal(Vt, Vt0)
+
+
+@pytest.mark.parametrize(("dtype", "factor"), [(np.float64, 1e-150), (np.float32, 1e30)])
+def test_fixed_accuracy_scaled_input(dtype, factor):
+    A = (_matrix((600, 50), np.float64, seed=3) * factor).astype(dtype)
+    X = da.from_array(A, chunks=(150, 50))
+    U, s, Vt, err = truncated_svd(X, tol=0.05, random_state=1, return_error=True)
+    U0, s0, Vt0, err0 = truncated_svd(A, tol=0.05, random_state=1, return_error=True)
+    assert np.all(np.isfinite(s)) and len(s) == len(s0)
+    np.testing.assert_allclose(s, s0, rtol=2e-4 if dtype == np.float32 else 1e-10)
+    assert err == pytest.approx(err0, rel=1e-3 if dtype == np.float32 else 1e-8)
+
+
+def test_fixed_rank_tiny_error_is_measured_on_the_entries():
+    # Below the energy identity's resolution the error comes from the residual, as in memory.
+    rng = np.random.default_rng(4)
+    A = rng.standard_normal((400, 5)) @ rng.standard_normal((5, 30))
+    U, s, Vt, err = truncated_svd(
+        da.from_array(A, chunks=(100, 30)), 5, n_iter=1, random_state=0, return_error=True
+    )
+    assert err == pytest.approx(_true_error(A, U.compute(), s, Vt), rel=1e-6, abs=1e-17)
+    assert err < 1e-14
+
+
+def test_fixed_accuracy_graph_stays_bounded_and_reads_a_per_pass():
+    A = _matrix((1200, 90), np.float64, seed=9)
+    X = da.from_array(A, chunks=(200, 90))
+    sizes = []
+    for tol in (0.3, 1e-3):  # one block of the basis, then several
+        U, s, Vt = truncated_svd(X, tol=tol, random_state=0, compute=False)
+        keys = {k[0] if isinstance(k, tuple) else k for k in U.__dask_graph__()}
+        assert X.name not in keys  # U comes from the persisted basis, not from A
+        sizes.append(len(U.__dask_graph__()))
+    assert sizes[0] == sizes[1]  # the graph does not grow with the number of blocks
+
+
+@pytest.mark.parametrize("kwargs", [{"k": 10, "n_iter": 2}, {"tol": 0.05}])
+def test_no_task_receives_the_whole_matrix_any_mode(kwargs):
+    from dask.callbacks import Callback
+    from dask.core import get_dependencies
+
+    A = _matrix((4000, 100), np.float64)
+    X = da.from_array(A, chunks=(500, 100))
+    chunk_bytes = 500 * 100 * 8
+    largest = [0]
+
+    def pretask(key, dsk, state):
+        deps = get_dependencies(dsk, key)
+        size = sum(getattr(state["cache"].get(d), "nbytes", 0) for d in deps)
+        largest[0] = max(largest[0], size)
+
+    with Callback(pretask=pretask), dask.config.set(scheduler="sync"):
+        U, s, Vt = truncated_svd(X, random_state=0, **kwargs)
+        U.compute()
+    # One chunk of A plus thin blocks (500 x 52 sketches and bases) at most.
+    assert chunk_bytes <= largest[0] < chunk_bytes + 300_000 < A.nbytes / 4
+
+
+# --- Streaming svd_update -----------------------------------------------------------------
+
+
+def _stream_reference(U, s, Vt, C, axis, step, k):
+    out = (U, s, Vt)
+    for j in range(0, C.shape[axis], step):
+        block = C[:, j : j + step] if axis == 1 else C[j : j + step]
+        out = svd_update(*out, block, axis=axis, k=k)
+    return out
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_svd_update_streams_blocks_like_successive_updates(axis, dtype):
+    A = _matrix((70, 500), np.float64, seed=7).astype(dtype)
+    A = A if axis == 1 else A.T.copy()
+    head = A[:, :60] if axis == 1 else A[:60]
+    C = A[:, 60:] if axis == 1 else A[60:]
+    before = C.copy()
+    U, s, Vt = np.linalg.svd(head, full_matrices=False)
+    U, s, Vt = U[:, :8], s[:8], Vt[:8]
+    chunks = (70, 110) if axis == 1 else (110, 70)
+    with dask.config.set(scheduler="threads"):
+        out = svd_update(U, s, Vt, da.from_array(C, chunks=chunks), axis=axis, k=12)
+    ref = _stream_reference(U, s, Vt, C, axis, 110, 12)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    for got, want in zip(out, ref, strict=True):
+        assert isinstance(got, np.ndarray) and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * max(1.0, float(s[0])))
+    np.testing.assert_array_equal(C, before)
+
+
+def test_svd_update_stream_reads_each_block_once_and_accepts_unknown_lengths():
+    A = _matrix((50, 400), np.float64, seed=1)
+    U, s, Vt = np.linalg.svd(A[:, :40], full_matrices=False)
+    U, s, Vt = U[:, :6], s[:6], Vt[:6]
+    calls = []
+
+    def count(block):
+        calls.append(block.shape)
+        return block
+
+    C = da.from_array(A[:, 40:], chunks=(25, 90)).map_blocks(
+        count, dtype=np.float64, meta=np.empty((0, 0))
+    )
+    out = svd_update(U, s, Vt, C, k=6)
+    assert sorted(calls) == sorted(C.blocks[i, j].shape for i in range(2) for j in range(4))
+    ref = _stream_reference(U, s, Vt, A[:, 40:], 1, 90, 6)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-12)
+    # Rows appended from a dask array of unknown length (boolean indexing): fine, no error.
+    R = da.from_array(A.T[40:].copy(), chunks=(90, 50))
+    R = R[R[:, 0] > -np.inf]
+    out = svd_update(Vt.T, s, U.T, R, axis=0, k=6)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-10)
+
+
+STREAM_BAD = [
+    (lambda C: C.T, {}, ValueError, "must have 50 rows"),
+    (lambda C: C.T[:, C.T[0] > -np.inf], {"axis": 0}, ValueError, r"compute_chunk_sizes\(\)"),
+    (lambda C: C.astype(bool).astype(object), {}, TypeError, "numbers"),
+    (lambda C: C[None], {}, ValueError, "2-D"),
+    (lambda C: C, {"k": 0}, ValueError, "k must be"),
+]
+
+
+@pytest.mark.parametrize(("make", "kwargs", "exc", "match"), STREAM_BAD)
+def test_svd_update_stream_bad_input(make, kwargs, exc, match):
+    rng = np.random.default_rng(0)
+    U, s, Vt = np.linalg.svd(rng.standard_normal((50, 20)), full_matrices=False)
+    C = rng.standard_normal((50, 30))
+    before = C.copy()
+    with pytest.raises(exc, match=match):
+        svd_update(U, s, Vt, make(da.from_array(C, chunks=(25, 10))), **kwargs)
+    np.testing.assert_array_equal(C, before)
+    bad = C.copy()
+    bad[3, 25] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        svd_update(U, s, Vt, da.from_array(bad, chunks=(50, 10)))
+    with pytest.raises(TypeError, match="only C may be"):
+        svd_update(da.from_array(U), s, Vt, da.from_array(C))
+
+
+# --- A real cluster (last in the module: the client is the default scheduler while it lives)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """One real multi-process cluster for the module (starting one takes seconds)."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=":0",
+            memory_limit="1GiB",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.mark.slow
+class TestDistributed:
+    """The same results on a LocalCluster of two worker processes as in memory."""
+
+    def test_fixed_rank(self, client):
+        A = _matrix((3000, 80), np.float64, seed=4)
+        X = da.from_array(A, chunks=(500, 80)).persist()
+        U, s, Vt = truncated_svd(X, 6, n_iter=2, random_state=5)
+        Uc = U.compute()
+        U0, s0, Vt0 = truncated_svd(A, 6, n_iter=2, random_state=5)
+        _assert_same((da.from_array(Uc), s, Vt), (U0, s0, Vt0), np.float64)
+
+    def test_fixed_accuracy_wide(self, client):
+        A = _matrix((60, 2000), np.float64, seed=6)
+        X = da.from_array(A, chunks=(60, 400)).persist()
+        U, s, Vt, err = truncated_svd(X, tol=0.05, random_state=2, return_error=True)
+        U0, s0, Vt0, err0 = truncated_svd(A, tol=0.05, random_state=2, return_error=True)
+        _assert_same((U, s, Vt), (U0, s0, Vt0), np.float64)
+        assert err == pytest.approx(err0, rel=1e-8)
+
+    def test_svd_update_streams_the_blocks(self, client):
+        A = _matrix((80, 900), np.float64, seed=8)
+        U, s, Vt = np.linalg.svd(A[:, :100], full_matrices=False)
+        U, s, Vt = U[:, :10], s[:10], Vt[:10]
+        C = da.from_array(A[:, 100:], chunks=(80, 200)).persist()
+        out = svd_update(U, s, Vt, C, k=12)
+        ref = (U, s, Vt)
+        for j in range(100, 900, 200):
+            ref = svd_update(*ref, A[:, j : j + 200], k=12)
+        for got, want in zip(out, ref, strict=True):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
