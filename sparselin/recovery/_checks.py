@@ -1,8 +1,8 @@
 """Validation at the public edge of the recovery family (each error names the argument).
 
 The one home of the recovery family's input checks. Functions that run on the GPU (``sbl``,
-``kronecker_sbl``) pass ``device=True`` and accept CuPy arrays; the others refuse them with a
-message that says so. Nothing here moves data between devices.
+``kronecker_sbl``, ``omp``) pass ``device=True`` and accept CuPy arrays; the others refuse
+them with a message that says so. Nothing here moves data between devices.
 """
 
 from __future__ import annotations
@@ -87,12 +87,22 @@ def check_problem(
     return A.astype(dtype, copy=False), y.astype(dtype, copy=False), dtype
 
 
-def check_weights(weights: Any, n_features: int, dtype: np.dtype) -> np.ndarray:
-    """Non-negative finite weights, one per column of A (None means all ones)."""
+def check_weights(weights: Any, n_features: int, dtype: np.dtype, *, device: bool = False) -> Any:
+    """Non-negative finite weights, one per column of A (None means all ones).
+
+    With ``device=True`` (A lives on the GPU) CuPy weights are accepted and checked where
+    they are; host weights are accepted either way and returned as NumPy.
+    """
     real = np.finfo(dtype).dtype
     if weights is None:
         return np.ones(n_features, dtype=real)
-    w = np.asarray(weights)
+    if is_cupy_array(weights) and not device:
+        raise TypeError(
+            "weights must be a NumPy array when A is one (CuPy weights need a CuPy A), "
+            f"got {type(weights).__name__}"
+        )
+    xp = namespace(weights)
+    w = weights if xp is not np else np.asarray(weights)
     if w.dtype.kind not in "biuf":
         raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
     if w.shape != (n_features,):
@@ -100,8 +110,8 @@ def check_weights(weights: Any, n_features: int, dtype: np.dtype) -> np.ndarray:
             f"weights must have shape ({n_features},), one per column of A, got {w.shape}"
         )
     w = w.astype(real)
-    if not np.all(np.isfinite(w)):
+    if not bool(xp.all(xp.isfinite(w))):
         raise ValueError("weights must be finite (use 0 for an unpenalised column)")
-    if np.any(w < 0):
+    if bool(xp.any(w < 0)):
         raise ValueError("weights must be non-negative, got a negative entry")
     return w

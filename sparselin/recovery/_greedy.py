@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .._array import is_dask_array
 from .._threads import blas_limited
 from .._validation import check_int, check_real
-from . import _kernels
+from . import _kernels, _omp_gpu
 from ._checks import check_problem, check_weights
 from ._losses import LOSSES, Loss
 from ._penalties import PENALTIES, Penalty
@@ -82,10 +83,14 @@ def omp(
     Parameters
     ----------
     A : ndarray of shape (m, N)
-        Dictionary (real or complex, dense).
+        Dictionary (real or complex, dense). NumPy, or CuPy together with ``y``: then the
+        batched GPU path runs (all signals advance together, one atom per step) and the
+        results stay on the device.
     y : ndarray of shape (m,) or (m, n_signals)
         Signal, or one signal per column. A batch runs in parallel (Numba threads), from the
-        Gram matrix ``A^H A`` when that is cheaper than working with residuals.
+        Gram matrix ``A^H A`` when that is cheaper than working with residuals. A dask array
+        ``(m, n_signals)`` chunked along the signals gives lazy dask results, one task per
+        chunk (see :ref:`user_guide_dask`).
     n_nonzero : int, optional
         Number of atoms to select, in ``[1, N]``. Default ``max(int(0.1 * N), 1)``, as in
         scikit-learn's ``orthogonal_mp``. Ignored when ``tol`` is given.
@@ -130,9 +135,21 @@ def omp(
     >>> np.flatnonzero(coef).tolist(), bool(np.allclose(coef, x))
     ([3, 30, 70], True)
     """
-    A, y, dtype = check_problem(A, y, allow_2d_y=True)
+    if is_dask_array(y):
+        from ._dask import omp_dask
+
+        return omp_dask(
+            A,
+            y,
+            n_nonzero=n_nonzero,
+            tol=tol,
+            weights=weights,
+            return_path=return_path,
+            return_n_iter=return_n_iter,
+        )
+    A, y, dtype = check_problem(A, y, allow_2d_y=True, device=True)
     m, N = A.shape
-    w = check_weights(weights, N, dtype)
+    w = check_weights(weights, N, dtype, device=_omp_gpu.on_device(A))
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0)
         n_nonzero_eff = min(m, N)
@@ -144,6 +161,16 @@ def omp(
     for name, flag in (("return_path", return_path), ("return_n_iter", return_n_iter)):
         if not isinstance(flag, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {type(flag).__name__}")
+    if _omp_gpu.on_device(A):  # y is on the same device (checked above)
+        return _omp_gpu.omp_device(
+            A,
+            y,
+            w,
+            n_nonzero=n_nonzero_eff,
+            tol=tol,
+            return_path=bool(return_path),
+            return_n_iter=bool(return_n_iter),
+        )
 
     one = y.ndim == 1
     Y = y[:, None] if one else y
@@ -332,7 +359,9 @@ def loss_omp(
         coefficients mapped back, so ``lam`` and ``weights`` refer to the coefficients of the
         normalised columns.
     y : ndarray of shape (m,)
-        Measurements. Complex data is accepted for the two l2 losses.
+        Measurements. Complex data is accepted for the two l2 losses. A dask array
+        ``(m, n_signals)`` chunked along the signals gives a result of lazy dask arrays with
+        one row per signal (see :ref:`user_guide_dask`).
     loss : {"lasso", "sqrt_lasso", "lad_lasso"}
         Data-fit loss.
     penalty : {"l0", "l1"}
@@ -367,11 +396,30 @@ def loss_omp(
     >>> sorted(res.support.tolist()), res.stop_reason
     ([5, 50, 100], 'active')
     """
+    if is_dask_array(y):
+        from ._dask import loss_omp_dask
+
+        return loss_omp_dask(
+            A,
+            y,
+            loss=loss,
+            penalty=penalty,
+            lam=lam,
+            weights=weights,
+            n_nonzero=n_nonzero,
+            tol=tol,
+            return_path=return_path,
+        )
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
     if penalty not in PENALTIES:
         raise ValueError(f"penalty must be one of {sorted(PENALTIES)}, got {penalty!r}")
     F: Loss = LOSSES[loss]()
+    if _omp_gpu.on_device(A) or _omp_gpu.on_device(y):
+        raise TypeError(
+            "loss_omp runs on the CPU only: pass NumPy arrays (e.g. cupy.asnumpy(A)); "
+            "omp has a batched GPU path"
+        )
     A, y, dtype = check_problem(A, y, allow_2d_y=False, allow_complex=F.complex_ok)
     m, N = A.shape
     lam = check_real(lam, "lam", low=0.0)

@@ -48,7 +48,7 @@ OMP_CASES = [
     ((A, y), {"weights": np.ones(29)}, ValueError, "weights must have shape"),
     ((A, y), {"weights": np.ones(30) * 1j}, TypeError, "weights must be real"),
     ((A, y), {"return_path": "yes"}, TypeError, "return_path must be a bool"),
-    ((sp.csr_matrix(A), y), {}, TypeError, "A must be a dense NumPy array"),
+    ((sp.csr_matrix(A), y), {}, TypeError, "A must be a dense NumPy or CuPy array"),
     ((A[0], y), {}, ValueError, "A must be 2-D"),
     ((A, np.array(["a"] * 20)), {}, TypeError, "y must hold numbers"),
 ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sklearn.linear_model import Lasso, QuantileRegressor
 
 from sparselin.recovery import (
@@ -253,3 +255,195 @@ def test_weighted_lasso_path_many_lams_matches_skglm(rng):
         obj_ref = np.sum((y - A @ ref) ** 2) + lams[k] * w @ np.abs(ref)
         assert infos[k].objective <= obj_ref * (1 + 1e-8)
         np.testing.assert_allclose(coefs[:, k], ref, atol=1e-5 * max(1, np.abs(ref).max()))
+
+
+# --------------------------------------------------------------------------- LAD-LASSO
+
+
+@pytest.fixture
+def no_highs_fallback(monkeypatch):
+    """Fail if lad_lasso leaves its simplex method for the HiGHS column generation (so the
+    tests below check the fast solver itself, not the fallback)."""
+    from sparselin.recovery import _convex
+
+    orig = _convex._solve_ws
+
+    def guarded(A, y, lam, w, kind, *args):
+        assert kind != _convex.LAD, "lad_lasso fell back on HiGHS"
+        return orig(A, y, lam, w, kind, *args)
+
+    monkeypatch.setattr(_convex, "_solve_ws", guarded)
+
+
+def _lad_problem(rng, m, N, case):
+    A = rng.standard_normal((m, N))
+    x0 = np.zeros(N)
+    x0[rng.choice(N, 5, replace=False)] = rng.standard_normal(5)
+    y = A @ x0 + 0.01 * rng.standard_normal(m)
+    y[rng.choice(m, max(1, m // 10), replace=False)] += 100 * rng.standard_normal(max(1, m // 10))
+    w = rng.uniform(0.5, 2.0, N)
+    if case == "zero_weights":
+        w[[0, 3, 7]] = 0.0
+    elif case == "duplicated":
+        A[:, 1] = A[:, 0]
+        A[:, 2] = -2 * A[:, 0]
+        A[:, 5] = 0.0  # an all-zero column
+    elif case == "rank_deficient":
+        A = rng.standard_normal((m, 4)) @ rng.standard_normal((4, N))
+        y = A @ x0 + 0.01 * rng.standard_normal(m)
+    elif case == "integer":  # heavy degeneracy: ties everywhere
+        A = rng.integers(-2, 3, (m, N)).astype(float)
+        y = rng.integers(-3, 4, m).astype(float)
+    return A, y, w
+
+
+@pytest.mark.parametrize("shape", [(30, 200), (40, 60), (60, 25)])
+@pytest.mark.parametrize(
+    "case", ["plain", "zero_weights", "duplicated", "rank_deficient", "integer", "float32"]
+)
+def test_lad_lasso_matches_cvxpy(rng, no_highs_fallback, shape, case):
+    """The simplex solver (interior-point crossover start when N > 2 m, slack start
+    otherwise) against cvxpy/Clarabel at three lam, including the interpolating regime."""
+    m, N = shape
+    A, y, w = _lad_problem(rng, m, N, case)
+    if case == "float32":
+        A, y = A.astype(np.float32), y.astype(np.float32)
+    A64, y64 = A.astype(np.float64), y.astype(np.float64)
+    top = lam_max(A, y, "lad_lasso", weights=w)
+    for frac in (0.5, 0.1, 0.01):
+        lam = frac * top
+        x, info = lad_lasso(A, y, lam, weights=w, return_info=True)
+        assert info.converged and x.dtype == A.dtype
+        assert info.gap <= 1e-8 * np.abs(y64).sum()
+        ref, _ = _cvx("lad_lasso", A64, y64, lam, w)
+        assert info.objective == pytest.approx(ref, rel=1e-6, abs=1e-9)
+        # the reported objective is that of the returned coefficients (float64 data)
+        if case != "float32":
+            obj = np.abs(y64 - A64 @ x).sum() + lam * w @ np.abs(x)
+            assert obj == pytest.approx(info.objective, rel=1e-12, abs=1e-12)
+
+
+def test_lad_lasso_benchmark_shape_small(rng, no_highs_fallback):
+    """A scaled-down benchmark problem (Gaussian, 10 % gross outliers, lam_max / 20, where
+    the optimum interpolates): exact against an independent LP (HiGHS through linprog)."""
+    from scipy.optimize import linprog
+
+    m, N = 60, 400
+    A = rng.standard_normal((m, N))
+    x0 = np.zeros(N)
+    x0[rng.choice(N, 6, replace=False)] = rng.standard_normal(6)
+    y = A @ x0 + 0.01 * rng.standard_normal(m)
+    y[:6] += 100.0
+    w = rng.uniform(0.5, 2.0, N)
+    lam = lam_max(A, y, "lad_lasso", weights=w) / 20
+    x, info = lad_lasso(A, y, lam, weights=w, return_info=True)
+    c = np.concatenate([lam * w, lam * w, np.ones(2 * m)])
+    Aeq = np.hstack([A, -A, np.eye(m), -np.eye(m)])
+    ref = linprog(c, A_eq=Aeq, b_eq=y, bounds=(0, None), method="highs").fun
+    assert info.converged
+    assert info.objective == pytest.approx(ref, rel=1e-8)
+
+
+@pytest.mark.parametrize("sA, sy", [(1e150, 1.0), (1e-150, 1.0), (1.0, 1e150), (1.0, 1e-150)])
+def test_lad_lasso_extreme_scales(rng, no_highs_fallback, sA, sy):
+    """Scaling A by sA and y by sy scales the solution by sy / sA at lam * sA (and the
+    objective by sy): nothing overflows or underflows in the solver."""
+    A, y, w = _lad_problem(rng, 30, 80, "plain")
+    lam = 0.1 * lam_max(A, y, "lad_lasso", weights=w)
+    x, info = lad_lasso(A, y, lam, weights=w, return_info=True)
+    xs, info_s = lad_lasso(A * sA, y * sy, lam * sA, weights=w, return_info=True)
+    assert info_s.converged
+    assert info_s.objective == pytest.approx(sy * info.objective, rel=1e-9)
+    np.testing.assert_allclose(xs * (sA / sy), x, atol=1e-8 * np.abs(x).max())
+
+
+def test_lad_lasso_zero_data(rng, no_highs_fallback):
+    A = rng.standard_normal((20, 50))
+    x, info = lad_lasso(A, np.zeros(20), 1.0, return_info=True)
+    assert not x.any() and info.converged and info.objective == 0.0
+    y = rng.standard_normal(20)
+    x, info = lad_lasso(np.zeros((20, 50)), y, 1.0, return_info=True)
+    assert not x.any() and info.converged
+    assert info.objective == pytest.approx(np.abs(y).sum())
+    # lam = 0 with every weight zero: plain LAD regression (an unpenalised LP)
+    A, y, _ = _lad_problem(rng, 40, 10, "plain")
+    x, info = lad_lasso(A, y, 0.0, return_info=True)
+    ref, _ = _cvx("lad_lasso", A, y, 0.0, np.ones(10))
+    assert info.converged and info.objective == pytest.approx(ref, rel=1e-7)
+
+
+def test_lad_lasso_path_warm_bases_match_cold_solves(rng, no_highs_fallback):
+    A, y, w = _lad_problem(rng, 40, 150, "zero_weights")
+    lams, coefs, infos = lad_lasso_path(A, y, n_lams=8, eps=1e-2, weights=w)
+    assert all(i.converged for i in infos)
+    for k in range(8):
+        x, cold = lad_lasso(A, y, lams[k], weights=w, return_info=True)
+        assert infos[k].objective == pytest.approx(cold.objective, rel=1e-9)
+    # a warm start from another lam's solution reaches the same optimum
+    x, warm = lad_lasso(A, y, lams[4], weights=w, coef_init=coefs[:, 6], return_info=True)
+    assert warm.converged
+    assert warm.objective == pytest.approx(infos[4].objective, rel=1e-9)
+
+
+def test_lad_lasso_inputs_unchanged(rng):
+    A, y, w = _lad_problem(rng, 30, 90, "zero_weights")
+    A = np.asfortranarray(A)
+    copies = (A.copy(), y.copy(), w.copy())
+    lad_lasso(A, y, 1.0, weights=w)
+    lad_lasso_path(A, y, n_lams=3, weights=w)
+    for before, after in zip(copies, (A, y, w), strict=True):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_lad_lasso_tall_problems_use_column_generation(rng, monkeypatch):
+    """Above _LAD_SIMPLEX_MAX_ROWS rows (an explicit m x m inverse would be too large) the
+    HiGHS column generation solves the problem; both routes agree."""
+    from sparselin.recovery import _convex
+
+    A, y, w = _lad_problem(rng, 80, 30, "zero_weights")
+    lam = 0.05 * lam_max(A, y, "lad_lasso", weights=w)
+    fast = lad_lasso(A, y, lam, weights=w, return_info=True)[1]
+    monkeypatch.setattr(_convex, "_LAD_SIMPLEX_MAX_ROWS", 50)
+    slow = lad_lasso(A, y, lam, weights=w, return_info=True)[1]
+    assert fast.converged and slow.converged
+    assert fast.objective == pytest.approx(slow.objective, rel=1e-7)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    m=st.integers(3, 25),
+    ratio=st.sampled_from([0.5, 1.0, 3.0, 6.0]),
+    frac=st.sampled_from([0.9, 0.3, 0.05, 0.0]),
+    n_free=st.integers(0, 2),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_lad_lasso_matches_highs_lp_property(m, ratio, frac, n_free, seed):
+    """Random shapes on both sides of N = 2 m (slack start vs interior-point crossover),
+    lam from near lam_max to 0, unpenalised columns: the certified objective equals the LP
+    optimum of an independent HiGHS solve (through linprog) and the gap is tiny."""
+    from scipy.optimize import linprog
+
+    rng = np.random.default_rng(seed)
+    N = max(1, int(ratio * m))
+    A = rng.standard_normal((m, N))
+    y = rng.standard_normal(m) * 10.0 ** rng.uniform(-3, 3)
+    w = rng.uniform(0.2, 3.0, N)
+    w[rng.choice(N, min(n_free, N), replace=False)] = 0.0
+    lam = frac * lam_max(A, y, "lad_lasso", weights=w)
+    from sparselin.recovery import _convex
+
+    orig = _convex._solve_ws
+
+    def guarded(A, y, lam, w, kind, *args):
+        assert kind != _convex.LAD, "lad_lasso fell back on HiGHS"
+        return orig(A, y, lam, w, kind, *args)
+
+    with pytest.MonkeyPatch.context() as mp:  # the simplex method itself, not the fallback
+        mp.setattr(_convex, "_solve_ws", guarded)
+        x, info = lad_lasso(A, y, lam, weights=w, return_info=True)
+    c = np.concatenate([lam * w, lam * w, np.ones(2 * m)])
+    Aeq = np.hstack([A, -A, np.eye(m), -np.eye(m)])
+    ref = linprog(c, A_eq=Aeq, b_eq=y, bounds=(0, None), method="highs").fun
+    assert info.converged
+    assert info.objective == pytest.approx(ref, rel=1e-7, abs=1e-9 * np.abs(y).sum())
+    assert info.gap <= 1e-8 * np.abs(y).sum()
