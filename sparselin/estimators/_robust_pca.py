@@ -15,6 +15,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .._array import is_dask_array
 from ..robust import robust_pca
 from ._truncated_svd import flip_by_components
 
@@ -87,6 +88,11 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     and filled in by ``low_rank_``. ``transform`` projects a sample with NaN entries by least
     squares on its observed features.
 
+    Dask input: ``fit`` accepts a dask array chunked along one dimension and runs on dask's
+    own scheduler (see :func:`sparselin.robust.robust_pca`); ``low_rank_`` and ``sparse_``
+    are then dask arrays, ``components_`` and ``singular_values_`` are in memory, and
+    ``transform`` of a dask array is a lazy dask array with its row chunks.
+
     Examples
     --------
     >>> import numpy as np
@@ -138,6 +144,8 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         -------
         self : RobustPCA
         """
+        if is_dask_array(X):
+            return self._fit_dask(X)
         X = validate_data(
             self,
             X,
@@ -150,32 +158,56 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
                 f"n_components={self.n_components} must be <= min(n_samples, n_features)="
                 f"{min(X.shape)}"
             )
+        result = robust_pca(X, **self._solver_options())
+        k = result.rank if self.n_components is None else min(self.n_components, result.rank)
+        _, Vt = flip_by_components(result.U[:, :k], result.Vt[:k])
+        self._store(result, np.ascontiguousarray(Vt).reshape(k, n_features), k)
+        return self
+
+    def _fit_dask(self, X: Any) -> RobustPCA:
+        """``fit`` on a dask X: the data stay distributed, the components come back."""
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D dask array, got ndim={X.ndim}")
+        if self.n_components is not None and self.n_components > min(X.shape):
+            raise ValueError(
+                f"n_components={self.n_components} must be <= min(n_samples, n_features)="
+                f"{min(X.shape)}"
+            )
+        result = robust_pca(X, **self._solver_options())
+        k = result.rank if self.n_components is None else min(self.n_components, result.rank)
+        # The sign rule reads only the components: U (distributed) is not needed for it.
+        _, Vt = flip_by_components(np.zeros((1, k), result.Vt.dtype), result.Vt[:k])
+        self._store(result, np.ascontiguousarray(Vt).reshape(k, X.shape[1]), k)
+        self.n_features_in_ = int(X.shape[1])
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self
+
+    def _solver_options(self) -> dict:
         random_state = self.random_state
         if isinstance(random_state, np.random.RandomState):
             # robust_pca draws from a Generator; a RandomState seeds one reproducibly.
             random_state = np.random.default_rng(random_state.randint(np.iinfo(np.int32).max))
         rank = self.n_components if self.method == "pcp" else (self.n_components or 1)
-        result = robust_pca(
-            X,
-            method=self.method,
-            lam=self.lam,
-            rank=None if self.method == "pcp" else rank,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            alpha=self.alpha,
-            random_state=random_state,
-        )
-        k = result.rank if self.n_components is None else min(self.n_components, result.rank)
-        U, Vt = flip_by_components(result.U[:, :k], result.Vt[:k])
+        return {
+            "method": self.method,
+            "lam": self.lam,
+            "rank": None if self.method == "pcp" else rank,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+            "alpha": self.alpha,
+            "random_state": random_state,
+        }
+
+    def _store(self, result: Any, components: Any, k: int) -> None:
         self.low_rank_ = result.low_rank
         self.sparse_ = result.sparse
-        self.components_ = np.ascontiguousarray(Vt).reshape(k, n_features)
+        self.components_ = components
         self.singular_values_ = result.s[:k]
         self.n_components_ = k
         self.rank_ = result.rank
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
-        return self
 
     def transform(self, X: Any) -> np.ndarray:
         """Project X on the robust subspace: ``X @ components_.T``.
@@ -188,6 +220,8 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
         X_new : ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
+        if is_dask_array(X):
+            return self._transform_dask(X)
         X = validate_data(
             self,
             X,
@@ -195,17 +229,37 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
             ensure_all_finite="allow-nan" if self.method == "pcp" else True,
             reset=False,
         )
-        V = self.components_.astype(X.dtype, copy=False)
-        missing = np.isnan(X)
-        rows = np.flatnonzero(missing.any(axis=1))
-        if not rows.size:
-            return X @ V.T
-        out = np.where(missing, 0, X) @ V.T
-        for i in rows:
-            seen = ~missing[i]
-            coef, *_ = np.linalg.lstsq(V[:, seen].T, X[i, seen], rcond=None)
-            out[i] = coef
-        return out
+        return _project(X, self.components_, self.method == "pcp")
+
+    def _transform_dask(self, X: Any) -> Any:
+        """``transform`` of a dask X: each chunk of rows projected in its own task (lazy)."""
+        import math
+
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D, got a dask array with ndim={X.ndim}")
+        if math.isnan(X.shape[1]):
+            raise ValueError(
+                f"X has unknown chunk sizes along axis 1 (shape {X.shape}); call "
+                "X.compute_chunk_sizes() first"
+            )
+        if X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but RobustPCA is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if X.dtype.kind not in "biuf":
+            raise TypeError(f"X must hold real numbers, got dtype {X.dtype}")
+        dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+        k = self.components_.shape[0]
+        # Whole rows per task: a sample with NaN entries is solved on its observed features.
+        return X.rechunk({1: -1}).map_blocks(
+            _project,
+            self.components_,
+            self.method == "pcp",
+            chunks=(X.chunks[0], (k,)),
+            dtype=dtype,
+            meta=np.empty((0, 0), dtype),
+        )
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Map projected data back to feature space: ``X @ components_``."""
@@ -222,3 +276,22 @@ class RobustPCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
     @property
     def _n_features_out(self) -> int:
         return self.components_.shape[0]
+
+
+def _project(X: Any, components: Any, allow_nan: bool) -> np.ndarray:
+    """``X @ components.T``; a row with NaN entries by least squares on its observed ones."""
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float64)
+    V = components.astype(X.dtype, copy=False)
+    missing = np.isnan(X)
+    if not allow_nan and (missing.any() or not np.isfinite(X).all()):
+        raise ValueError("Input X contains NaN or infinity.")
+    rows = np.flatnonzero(missing.any(axis=1))
+    if not rows.size:
+        return X @ V.T
+    out = np.where(missing, 0, X) @ V.T
+    for i in rows:
+        seen = ~missing[i]
+        coef, *_ = np.linalg.lstsq(V[:, seen].T, X[i, seen], rcond=None)
+        out[i] = coef
+    return out

@@ -16,7 +16,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from .._array import is_cupy_array, is_sparse, namespace, to_numpy
+from .._array import is_cupy_array, is_dask_array, is_sparse, namespace, to_numpy
 from .._threads import host_blas_limited
 from .._validation import check_int, check_matrix, check_random_state, check_real, squared_norm
 from ._pcp import STALL_ITERATIONS, pcp_core
@@ -136,7 +136,9 @@ def robust_pca(
         NumPy or CuPy array, float32 or float64 (integers are computed in float64); the whole
         iteration runs on M's device. NaN marks an unobserved entry (PCP only); infinity is
         an error unless ``mask`` marks the entry unobserved. A ``numpy.ma.MaskedArray`` is
-        read as data plus unobserved entries. ``M`` is never modified.
+        read as data plus unobserved entries. ``M`` is never modified. A dask array (chunked
+        along one dimension) runs on dask's scheduler and gives dask ``low_rank``, ``sparse``
+        and ``U`` (see :ref:`user_guide_dask`).
     method : {"pcp", "rsvddpd"}, default="pcp"
         The algorithm.
     lam : float > 0, optional
@@ -251,6 +253,20 @@ def robust_pca(
     >>> bool(np.linalg.norm(result.low_rank - L0) <= 1e-4 * np.linalg.norm(L0))
     True
     """
+    if is_dask_array(M):
+        from ._dask import robust_pca_dask
+
+        return robust_pca_dask(
+            M,
+            method=method,
+            lam=lam,
+            rank=rank,
+            tol=tol,
+            max_iter=max_iter,
+            mask=mask,
+            alpha=alpha,
+            random_state=random_state,
+        )
     p = _iv(M, method, lam, rank, tol, max_iter, mask, alpha, random_state)
     if p.method == "pcp":
         return _run_pcp(p)

@@ -51,7 +51,8 @@ def fwht(
     x : array_like
         NumPy or CuPy array, real or complex. float32, float64, complex64 and complex128 are
         kept; integers and booleans are transformed in float64, float16 in float32.
-        Not modified (unless ``out`` is ``x``).
+        Not modified (unless ``out`` is ``x``). A dask array whose ``axis`` lies in one
+        chunk gives a lazy dask array with its chunks (see :ref:`user_guide_dask`).
     axis : int, default=-1
         The axis to transform.
     order : {"natural", "sequency", "dyadic"}, default="natural"
@@ -105,15 +106,17 @@ def fwht(
     >>> np.allclose(fwht(fwht(x), normalize="forward"), x)
     True
     """
+    if is_dask_array(x):
+        from ._dask import fwht_dask
+
+        return fwht_dask(x, axis, order, normalize, out)
     x, axis, m, k, scale, gather, dtype = _validate(x, axis, order, normalize)
     out = _validate_out(out, x, dtype)
     return fwht_core(x, axis, m, k, scale, gather, dtype, out)
 
 
 def _validate(x: Any, axis: Any, order: Any, normalize: Any) -> tuple:
-    if is_dask_array(x):
-        raise TypeError("x is a dask array; compute a NumPy or CuPy array first")
-    if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
+    if not (isinstance(x, np.ndarray) or is_cupy_array(x) or is_dask_array(x)):
         if isinstance(x, (list, tuple, int, float, complex)) or hasattr(x, "__array__"):
             x = np.asarray(x)
         else:

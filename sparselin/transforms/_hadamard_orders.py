@@ -3,13 +3,12 @@
 A length ``N = m * 2**k`` with ``m`` in {1, 12, 20, 28} is transformed by
 ``kron(A_m, H_{2**k})``: the factor index is the most significant one, as in Dao-AILab's
 ``fast-hadamard-transform`` (so a row of width 28672 = 28 * 1024 is 28 contiguous chunks of
-1024). The ``A_m`` are built here by Paley's constructions instead of being typed in:
-
-* order 12 and 20: Paley I over GF(11) and GF(19) (q = 3 mod 4), ``H = I + S`` with
-  ``S = [[0, 1^T], [-1, Q]]`` and ``Q`` the Jacobsthal matrix;
-* order 28: Paley II over GF(13) (q = 1 mod 4), the symmetric conference matrix
-  ``S = [[0, 1^T], [1, Q]]`` with each 0 replaced by ``[[1, 1], [1, -1]]`` and each
-  ``+-1`` by ``+-[[1, -1], [-1, -1]]``.
+1024). The ``A_m`` are built here by Paley's second construction instead of being typed in,
+over GF(5), GF(9) and GF(13) for m = 12, 20 and 28 (q = 1 mod 4, m = 2 (q + 1)): the
+symmetric conference matrix ``S = [[0, 1^T], [1, Q]]`` (``Q`` the Jacobsthal matrix) with
+each 0 replaced by ``[[1, 1], [1, -1]]`` and each ``+-1`` by ``+-[[1, -1], [-1, -1]]``. The
+result is symmetric, so ``kron(A_m, H)`` is symmetric too and the transform is its own
+inverse up to the factor N in every length.
 
 These are Hadamard matrices (``A A^T = m I``, checked on construction) but not Dao's exact
 matrices (his 20 and 28 come from Sloane's library), so the transforms agree with Dao's up to

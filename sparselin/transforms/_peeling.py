@@ -55,16 +55,24 @@ def _gf2_inverse_rows(cols: list[int], n: int) -> list[int] | None:
     Row i of ``A = Sigma^T`` is column i of Sigma. Gauss-Jordan on ``[A | I]`` expresses each
     unit vector e_r as a combination c_r of the rows of A; then ``k_r = <c_r, A k>``.
     """
-    rows = [(cols[i], 1 << i) for i in range(n)]
+    # Each augmented row [A_i | e_i] is one Python integer (A_i in the low n bits), so that a
+    # row operation is a single XOR (this search runs a few times per group and call).
+    mask = (1 << n) - 1
+    rows = [(int(cols[i]) & mask) | (1 << (n + i)) for i in range(n)]
     for r in range(n):
-        pivot = next((i for i in range(r, n) if (rows[i][0] >> r) & 1), None)
-        if pivot is None:
+        bit = 1 << r
+        for pivot in range(r, n):
+            if rows[pivot] & bit:
+                break
+        else:
             return None
-        rows[r], rows[pivot] = rows[pivot], rows[r]
+        pr = rows[pivot]
+        rows[pivot] = rows[r]
+        rows[r] = pr
         for i in range(n):
-            if i != r and (rows[i][0] >> r) & 1:
-                rows[i] = (rows[i][0] ^ rows[r][0], rows[i][1] ^ rows[r][1])
-    return [rows[r][1] for r in range(n)]
+            if i != r and rows[i] & bit:
+                rows[i] ^= pr
+    return [row >> n for row in rows]
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,21 @@ def test_matches_scipy_hadamard(n, rng):
     np.testing.assert_array_equal(y, xi @ H.T)
 
 
+def test_2_to_the_13_and_14_match_scipy_hadamard(rng):
+    # scipy.linalg.hadamard(2**13) as int8 (64 MiB), on 512 random output rows; 2**14
+    # through Sylvester's block form [[H, H], [H, -H]] of the same matrix (2**14 as one
+    # int8 matrix would take 256 MiB).
+    H = scipy.linalg.hadamard(1 << 13, dtype=np.int8)
+    x = rng.integers(-3, 4, size=(2, 1 << 14)).astype(np.float64)
+    a, b = x[:, : 1 << 13], x[:, 1 << 13 :]
+    rows = np.sort(rng.choice(1 << 13, size=512, replace=False))
+    Hr = H[rows].astype(np.float64)
+    np.testing.assert_array_equal(fwht(a)[:, rows], a @ Hr.T)
+    y = fwht(x)
+    np.testing.assert_array_equal(y[:, rows], (a + b) @ Hr.T)
+    np.testing.assert_array_equal(y[:, rows + (1 << 13)], (a - b) @ Hr.T)
+
+
 @pytest.mark.parametrize("n", [13, 14, 16, 20])
 def test_long_transforms_match_the_definition(n, rng):
     # Beyond what a dense H fits, check 16 output entries by the O(N) definition each.
@@ -342,13 +357,13 @@ def _numpy_butterflies(x):
 
 @pytest.mark.parametrize(
     ("shape", "threads"),
-    [((64, 4096), 2), ((1, 1 << 18), 2), ((3, 1 << 17), 8), ((16, 1 << 15), 4), ((5, 64), 1)],
+    [((256, 4096), 2), ((1, 1 << 20), 2), ((3, 1 << 19), 8), ((64, 1 << 15), 4), ((5, 64), 1)],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128])
 def test_every_cpu_kernel_path_agrees(shape, threads, dtype, rng):
     # transform_rows picks serial, parallel-over-rows or parallel-within-rows kernels by the
-    # thread count and the sizes; each must give the transform (blocks of 1024 reals here,
-    # so that the strided passes beyond the block run too).
+    # thread count and the sizes (parallel from PARALLEL_MIN reals on); each must give the
+    # transform (blocks of 1024 reals here, so that the strided passes beyond the block run).
     from sparselin.transforms import _kernels
     from sparselin.transforms._fwht import _real_view
 
