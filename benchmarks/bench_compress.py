@@ -14,8 +14,11 @@ Rows (``name``):
 - ``whitened global``: one global budget over normalised output errors, dense fallback.
 - ``fisher global``: two-sided weighting by the output-gradient covariance, global budget,
   ranks re-allocated from measured end-to-end effects; no shared bases.
-- ``fisher global shared``: the same with shared input bases for Q/K/V (compress_model's
-  default route).
+- ``fisher global shared``: the same with shared input bases for Q/K/V and each token's
+  input weighted by its output sensitivity (compress_model's default route).
+- ``fisher shared uniform tokens``: the default route with every calibration token counting
+  alike in the input covariances (``input_weighting="uniform"``, the default before
+  2026-12-06b).
 - ``lowrank_sparse uniform``: compress_linear(method="lowrank_sparse") in every layer, 90 % of
   each layer's budget in the factors and 10 % in sparse entries (2 parameters each).
 
@@ -82,6 +85,13 @@ ROUTES = {
         "allocation": "global",
         "share_bases": True,
         "layers": ENCODER,
+    },
+    "fisher shared uniform tokens": {
+        "method": "fisher",
+        "allocation": "global",
+        "share_bases": True,
+        "layers": ENCODER,
+        "input_weighting": "uniform",
     },
 }
 TARGETS = {0.8: (0.97, 0.92), 0.7: (0.95, None)}

@@ -10,7 +10,8 @@ stay to the original's on held-out sentences that calibration never saw:
 
 - ``svd``: plain truncated SVD, the same parameter ratio in every layer;
 - ``fisher``: also weight each layer's output by how much the sentence embedding depends on
-  it, ranks allocated from the measured end-to-end effect, Q/K/V may share a basis.
+  it (and each calibration token's input by that sensitivity at the token), ranks allocated
+  from the measured end-to-end effect, Q/K/V may share a basis.
 
 Then it shows the ranks the global allocation chose, layer by layer. The calibration set
 is kept small (128 sentences) so that the example runs in under a minute on two cores; the

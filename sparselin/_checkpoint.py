@@ -15,11 +15,13 @@ names and bytes, and each compressed weight is replaced by its factors. The ``__
 ``"sparselin"`` holds a JSON document (the schema below) that says, per weight, the method, rank,
 shape, dtype, measured error and which tensors rebuild it.
 
-Schema (version 1)::
+Schema (version 2; a file without ``kronecker`` layers is written as version 1, which is
+version 2 without that method, so that older readers still open it)::
 
     {"format": "sparselin-compressed", "version": 1, "sparselin_version": "...",
      "settings": {...how the file was made...},
-     "layers": {WEIGHT_NAME: {"method": "svd" | "lowrank_sparse" | "shared" | "dense",
+     "layers": {WEIGHT_NAME: {"method": "svd" | "lowrank_sparse" | "shared" | "kronecker"
+                                        | "dense",
                               "shape": [m, n], "dtype": "F32" | "F16" | "BF16" | "F64",
                               "rank": k, "params_before": m*n, "params_after": int,
                               "error": relative Frobenius error of the stored weight,
@@ -33,7 +35,10 @@ Rebuilding ``W`` (m x n, PyTorch's out x in layout): ``svd``: ``W = U @ V`` with
 ``indices`` (nnz,) column indices, ``values`` (nnz,)) and, optionally, whole input channels
 (``columns`` (c,), ``column_values`` (m, c)) added to their columns; ``shared``:
 ``W = coef @ basis`` with ``coef`` m x k and the group's ``basis`` k x n shared by every member;
-``dense``: ``W = weight`` (a matrix whose factors would not save parameters stays dense).
+``kronecker``: ``W = sum_i kron(A[i], B[i])`` with ``A`` k x m1 x n1 and ``B`` k x m2 x n2,
+``m1 m2 = m`` and ``n1 n2 = n`` (:class:`sparselin.torch.KroneckerLinear`; the factor shapes are
+the rebuild recipe, nothing else is needed); ``dense``: ``W = weight`` (a matrix whose factors
+would not save parameters stays dense).
 """
 
 from __future__ import annotations
@@ -65,9 +70,11 @@ __all__ = [
 ]
 
 FORMAT_NAME = "sparselin-compressed"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 METADATA_KEY = "sparselin"
-METHODS = ("svd", "lowrank_sparse", "shared", "dense")
+METHODS = ("svd", "lowrank_sparse", "shared", "kronecker", "dense")
+#: The first format version that has each method (older versions reject it as unknown).
+_SINCE = {"kronecker": 2}
 REBUILD = {
     "svd": "W = U @ V",
     "lowrank_sparse": (
@@ -75,6 +82,7 @@ REBUILD = {
         "W[:, columns] += column_values"
     ),
     "shared": "W = coef @ groups[group].basis",
+    "kronecker": "W = sum_i kron(A[i], B[i])",
     "dense": "W = weight",
 }
 _OPTIONAL_ROLES = {"lowrank_sparse": ("columns", "column_values")}
@@ -83,6 +91,7 @@ _ROLES = {
     "svd": ("U", "V"),
     "lowrank_sparse": ("U", "V", "indptr", "indices", "values"),
     "shared": ("coef",),
+    "kronecker": ("A", "B"),
     "dense": ("weight",),
 }
 
@@ -500,9 +509,12 @@ def build_metadata(
     """The ``__metadata__`` of a compressed file (``extra``: the input's own entries, kept)."""
     from ._version import __version__
 
+    layers = list(layers)
     doc = {
         "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
+        # The oldest version that describes every layer: files readers of version 1 can open
+        # stay version 1.
+        "version": max([1, *(_SINCE.get(r.method, 1) for r in layers)]),
         "sparselin_version": __version__,
         "settings": dict(settings or {}),
         "layers": {r.name: r.to_json() for r in layers},
@@ -591,6 +603,10 @@ class CompressedCheckpoint:
             if not isinstance(r, dict) or r.get("method") not in METHODS:
                 raise _bad(path, f"{where}: method must be one of {', '.join(METHODS)}")
             method = r["method"]
+            if self.version < _SINCE.get(method, 1):
+                raise _bad(
+                    path, f"{where}: method {method!r} needs format version {_SINCE[method]}"
+                )
             shape, rank = r.get("shape"), r.get("rank")
             if (
                 not isinstance(shape, list)
@@ -645,6 +661,8 @@ class CompressedCheckpoint:
                     )
             if method == "lowrank_sparse":
                 self._check_sparse(name, tensors, m, n)
+            if method == "kronecker":
+                self._check_kronecker(name, tensors, m, n, rank)
             stored = sum(self.reader.tensors[k].numel for k in tensors.values())
             if stored != nums[1]:
                 raise _bad(path, f"{where}: params_after is {nums[1]}, its tensors hold {stored}")
@@ -678,6 +696,22 @@ class CompressedCheckpoint:
             raise _bad(path, f"{where}: indptr must be ({m + 1},) and values match indices {nnz}")
         if "columns" in info and info["column_values"].shape != (m, info["columns"].shape[0]):
             raise _bad(path, f"{where}: column_values must be ({m}, {info['columns'].shape[0]})")
+
+    def _check_kronecker(self, name: str, tensors: dict[str, str], m: int, n: int, rank: int):
+        path, where = self.reader.path, f"layer {name!r}"
+        A = self._tensor(tensors["A"], f"{where} A", 3)
+        B = self._tensor(tensors["B"], f"{where} B", 3)
+        for role, t in (("A", A), ("B", B)):
+            if t.dtype not in FLOAT_DTYPES:
+                raise _bad(path, f"{where}: {role} must be floating point, not {t.dtype}")
+        _, m1, n1 = A.shape
+        _, m2, n2 = B.shape
+        if A.shape[0] != rank or B.shape[0] != rank or m1 * m2 != m or n1 * n2 != n:
+            raise _bad(
+                path,
+                f"{where}: A {A.shape} and B {B.shape} do not make a rank-{rank} sum of "
+                f"Kronecker products of shape ({m}, {n})",
+            )
 
     def factors(self, name: str) -> dict[str, np.ndarray]:
         """The stored factors of one layer as float32 arrays (BF16 widened); roles as keys.
@@ -713,6 +747,9 @@ class CompressedCheckpoint:
             return f["weight"]
         if r.method == "shared":
             return f["coef"] @ f["basis"]
+        if r.method == "kronecker":
+            A, B = f["A"], f["B"]
+            return np.einsum("rac,rqd->aqcd", A, B).reshape(r.shape)
         W = f["U"] @ f["V"]
         if r.method == "lowrank_sparse":
             rows = np.repeat(np.arange(r.shape[0]), np.diff(f["indptr"]))

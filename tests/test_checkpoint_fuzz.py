@@ -87,8 +87,19 @@ def _header_edits(data):
                     f"layer {layer} {key}={v}",
                     lambda h, d, L=layer, k=key, v=v: d["layers"][L].__setitem__(k, v),
                 )
-        for role in ("U", "V", "coef", "weight", "indptr", "indices", "values", "columns"):
-            for v in (None, "missing", "a.bias", "ids", "g0.basis", 5):
+        for role in (
+            "U",
+            "V",
+            "coef",
+            "weight",
+            "indptr",
+            "indices",
+            "values",
+            "columns",
+            "A",
+            "B",
+        ):
+            for v in (None, "missing", "a.bias", "ids", "g0.basis", "k.weight::B", 5):
                 edit(
                     f"layer {layer} tensor {role}={v}",
                     lambda h, d, L=layer, r=role, v=v: d["layers"][L]["tensors"].__setitem__(r, v),
@@ -96,12 +107,12 @@ def _header_edits(data):
         edit(f"layer {layer} no tensors", lambda h, d, L=layer: d["layers"][L].pop("tensors"))
     for key, v in {
         "format": ["other", None],
-        "version": [0, 2, "1", None, 10**100],
+        "version": [0, 1, 3, "1", None, 10**100],
         "layers": [[], None, {"x": 1}],
         "groups": [[], None, {"g0": {"basis": "g0.basis", "rank": 0, "members": []}}],
     }.items():
         for value in v:
-            edit(f"doc {key}={value}", lambda h, d, k=key, value=value: d.__setitem__(k, value))
+            edit(f"doc {key}={value!r}", lambda h, d, k=key, value=value: d.__setitem__(k, value))
     edit("group members str", lambda h, d: d["groups"]["g0"].__setitem__("members", "c.weight"))
     edit("group basis missing", lambda h, d: d["groups"]["g0"].__setitem__("basis", "zz"))
     # Raw header damage: not JSON, not an object, nested too deep, not UTF-8, bad metadata.
@@ -240,7 +251,12 @@ def test_damaged_files_raise_only_checkpoint_error(seed, tmp_path):
         ("drop tensor a.weight::U", "data_offsets leaves a gap before it"),
         ("layer a.weight tensor U=missing", "names a missing tensor 'missing'"),
         ("layer e.weight tensor weight=ids", "is I64 (1, 4), expected (2, 2)"),
-        ("doc version=2", "format version 2 is newer than this sparselin reads"),
+        ("doc version=3", "format version 3 is newer than this sparselin reads"),
+        ("doc version=1", "layer 'k.weight': method 'kronecker' needs format version 2"),
+        ("layer k.weight rank=1", "do not make a rank-1 sum of Kronecker products of shape"),
+        ("layer k.weight shape=[1, 1]", "do not make a rank-2 sum of Kronecker products"),
+        ("layer k.weight tensor A=g0.basis", "tensor 'g0.basis' is 2-D, expected 3-D"),
+        ("dtype k.weight::B I32", "B must be floating point, not I32"),
         ("layer c.weight group=nope", "group 'nope' is not defined"),
         ("layer a.weight rank=0", "rank must be a positive integer"),
         ("layer a.weight params_after=-1", "params_before/params_after must be integers"),
@@ -270,7 +286,15 @@ def test_seed_is_valid_and_rebuilds(seed, tmp_path):
     with open(path, "wb") as f:
         f.write(seed)
     ckpt = read_compressed(path)
-    assert set(ckpt.layers) == {"a.weight", "b.weight", "c.weight", "d.weight", "e.weight"}
+    assert set(ckpt.layers) == {
+        "a.weight",
+        "b.weight",
+        "c.weight",
+        "d.weight",
+        "e.weight",
+        "k.weight",
+    }
+    assert ckpt.version == 2
     assert sorted(ckpt.passthrough) == ["a.bias", "ids"]
     f = ckpt.factors("b.weight")
     W = ckpt.dense("b.weight")
@@ -284,8 +308,11 @@ def test_seed_is_valid_and_rebuilds(seed, tmp_path):
     np.testing.assert_allclose(
         ckpt.dense("d.weight"), ckpt.factors("d.weight")["coef"] @ basis, rtol=1e-6
     )
+    f = ckpt.factors("k.weight")
+    expect = sum(np.kron(f["A"][i], f["B"][i]) for i in range(2))
+    np.testing.assert_allclose(ckpt.dense("k.weight"), expect, rtol=1e-6)
     check(seed, str(tmp_path / "copy.safetensors"))
-    assert ckpt.totals() == (83, 72)
+    assert ckpt.totals() == (83 + 24, 72 + 20)
 
 
 def test_atheris_harness(tmp_path):

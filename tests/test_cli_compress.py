@@ -72,6 +72,9 @@ def _rebuild(entry, tensors, groups):
         return t["weight"]
     if entry["method"] == "shared":
         return t["coef"] @ tensors[groups[entry["group"]]["basis"]].astype(np.float64)
+    if entry["method"] == "kronecker":
+        # The metadata's recipe, with NumPy's own kron: W = sum_i kron(A[i], B[i]).
+        return sum(np.kron(a, b) for a, b in zip(t["A"], t["B"], strict=True))
     W = t["U"] @ t["V"]
     if entry["method"] == "lowrank_sparse":
         indptr = t["indptr"].astype(int)
@@ -656,6 +659,171 @@ def test_load_and_save_compressed_layer_kinds(tmp_path, capsys, method):
     assert back.totals() == ckpt.totals()
 
 
+class _Conv1D:
+    """Built on demand (torch is optional): GPT-2's layout, y = x W + b with W stored (in, out)."""
+
+    @staticmethod
+    def make(nx, nf):
+        import torch
+
+        class Conv1D(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.nf = nf
+                self.weight = torch.nn.Parameter(torch.zeros(nx, nf))
+                self.bias = torch.nn.Parameter(torch.zeros(nf))
+
+            def forward(self, x):
+                return x @ self.weight + self.bias
+
+        return Conv1D()
+
+
+def _kronecker_model(torch, rng):
+    """A model with a KroneckerLinear (from compress_linear), a low-rank layer and a norm."""
+    from sparselin.torch import compress_linear
+
+    model = torch.nn.Sequential(
+        torch.nn.Linear(12, 20), torch.nn.LayerNorm(20), torch.nn.Linear(20, 8)
+    )
+    original = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        original["1.weight"] = model[1].weight.detach().clone()
+    model[0] = compress_linear(model[0], rank=2, method="kronecker", shape_a=(4, 3))
+    model[2] = compress_linear(model[2], rank=3)
+    return model, original
+
+
+def test_kronecker_layers_round_trip(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from sparselin.torch import KroneckerLinear, LowRankLinear
+    from sparselin.torch._checkpoint import load_compressed, save_compressed
+
+    torch.manual_seed(0)
+    model, original = _kronecker_model(torch, np.random.default_rng(0))
+    assert isinstance(model[0], KroneckerLinear)
+    ref = {k: v.numpy().astype(np.float64) for k, v in original.items() if k.endswith("weight")}
+    out = tmp_path / "k.safetensors"
+    records = save_compressed(model, out, reference={k: ref[k] for k in ("0.weight", "2.weight")})
+    assert [r.method for r in records] == ["kronecker", "svd"]
+    # Read back by the safetensors package and rebuilt from the metadata's recipe alone.
+    tensors, doc, _ = _load_output(out)
+    assert doc["version"] == 2 and "kronecker" in doc["rebuild"]
+    entry = doc["layers"]["0.weight"]
+    assert entry["rank"] == 2 and entry["shape"] == [20, 12]
+    assert tensors[entry["tensors"]["A"]].shape == (2, 4, 3)
+    assert tensors[entry["tensors"]["B"]].shape == (2, 5, 4)
+    W = _rebuild(entry, tensors, doc["groups"])
+    np.testing.assert_allclose(
+        W, model[0].dense_weight().detach().double().numpy(), rtol=1e-5, atol=1e-7
+    )
+    assert entry["error"] == pytest.approx(
+        np.linalg.norm(ref["0.weight"] - W) / np.linalg.norm(ref["0.weight"]), rel=1e-5
+    )
+    assert entry["params_after"] == 2 * (4 * 3 + 5 * 4)
+    # Loaded into a fresh model of the original architecture: same layers, same outputs.
+    fresh = torch.nn.Sequential(
+        torch.nn.Linear(12, 20), torch.nn.LayerNorm(20), torch.nn.Linear(20, 8)
+    )
+    new = load_compressed(fresh, out)
+    assert isinstance(new["0"], KroneckerLinear) and isinstance(new["2"], LowRankLinear)
+    assert (new["0"].m1, new["0"].n1, new["0"].rank) == (4, 3, 2)
+    x = torch.randn(7, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(fresh[1].weight, model[1].weight)
+    # Saved again from the loaded model: the same file content.
+    again = tmp_path / "again.safetensors"
+    save_compressed(fresh, again, reference={k: ref[k] for k in ("0.weight", "2.weight")})
+    a, b = _checkpoint.read_compressed(out), _checkpoint.read_compressed(again)
+    assert a.totals() == b.totals() and set(a.layers) == set(b.layers)
+    for name in a.layers:
+        np.testing.assert_array_equal(a.dense(name), b.dense(name))
+    code, stdout, _ = _run(["inspect", str(out), "--verify"], capsys)
+    assert code == 0 and "format version 2" in stdout
+    line = next(x for x in stdout.splitlines() if x.startswith("0.weight"))
+    assert "kronecker" in line and "20x12" in line and f"{2 * 32:,}" in line
+    # Without Kronecker layers a file stays version 1, which older readers open.
+    plain = tmp_path / "plain.safetensors"
+    save_compressed(torch.nn.Sequential(model[2]), plain)
+    assert _load_output(plain)[1]["version"] == 1
+
+
+def test_kronecker_replaces_a_conv1d(tmp_path):
+    torch = pytest.importorskip("torch")
+    from sparselin.torch import KroneckerLinear
+    from sparselin.torch._checkpoint import load_compressed, save_compressed
+
+    # The file stores W as the Conv1D holds it, (in, out) = (12, 20): a Kronecker layer whose
+    # dense weight is that matrix, saved under the Conv1D's name.
+    gen = torch.Generator().manual_seed(1)
+    A, B = torch.randn(2, 3, 4, generator=gen), torch.randn(2, 4, 5, generator=gen)
+    holder = torch.nn.Module()
+    holder.c = KroneckerLinear.from_factors(A, B, None)
+    out = tmp_path / "conv.safetensors"
+    save_compressed(holder, out)
+    W_file = holder.c.dense_weight().detach()
+    target = torch.nn.Module()
+    target.c = _Conv1D.make(12, 20)
+    with torch.no_grad():
+        target.c.bias.normal_()
+    bias = target.c.bias.detach().clone()
+    new = load_compressed(target, out)
+    assert isinstance(new["c"], KroneckerLinear)
+    x = torch.randn(5, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(target.c(x), x @ W_file + bias, rtol=1e-5, atol=1e-5)
+
+
+def _edit_metadata(path, dst, fn):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    doc = json.loads(header["__metadata__"]["sparselin"])
+    fn(header, doc)
+    header["__metadata__"]["sparselin"] = json.dumps(doc)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(dst, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + data[8 + n :])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda h, d: d.update(version=1), "method 'kronecker' needs format version 2"),
+        (lambda h, d: d["layers"]["0.weight"].update(shape=[20, 13]), "do not make a rank-2"),
+        (lambda h, d: d["layers"]["0.weight"].update(rank=3), "do not make a rank-3"),
+        (
+            lambda h, d: d["layers"]["0.weight"]["tensors"].update(A="2.weight::U"),
+            "is 2-D, expected 3-D",
+        ),
+        (lambda h, d: d["layers"]["0.weight"]["tensors"].pop("B"), "tensors must name A, B"),
+        (lambda h, d: d["layers"]["0.weight"].update(method="kron"), "method must be one of"),
+        (
+            lambda h, d: d["layers"]["0.weight"].update(params_after=10),
+            "params_after is 10, its tensors hold 64",
+        ),
+    ],
+)
+def test_kronecker_bad_metadata(tmp_path, capsys, edit, message):
+    torch = pytest.importorskip("torch")
+    from sparselin.torch._checkpoint import load_compressed, save_compressed
+
+    torch.manual_seed(0)
+    model, _ = _kronecker_model(torch, None)
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    save_compressed(model, good)
+    _edit_metadata(good, bad, edit)
+    with pytest.raises(_checkpoint.CheckpointError, match="not a valid sparselin") as exc:
+        load_compressed(model, bad)
+    assert message in str(exc.value)
+    code, stdout, stderr = _run(["inspect", str(bad)], capsys)
+    assert code == cli.EXIT_BAD_INPUT and message in stderr and stdout == ""
+
+
 def test_device_cuda_without_gpu(model_file, tmp_path, capsys):
     from sparselin._array import gpu_available
 
@@ -666,6 +834,34 @@ def test_device_cuda_without_gpu(model_file, tmp_path, capsys):
     code, _, err = _run(["compress", str(src), "-o", str(out), "--device", "cuda"], capsys)
     assert code == 8 and "--device cuda needs CuPy and a CUDA device" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("method", ["svd", "lowrank_sparse"])
+def test_device_cuda_path_runs_on_the_cupy_stand_in(model_file, tmp_path, capsys, method):
+    # No GPU here: the CuPy stand-in (NumPy behind CuPy's real API) runs the --device cuda
+    # code path end to end, so a NumPy-only call there fails this test.
+    from tests._helpers import fake_cupy, real_cupy_present
+
+    if real_cupy_present():
+        pytest.skip("real CuPy is installed: test_device_cuda_matches_cpu covers the path")
+    src, originals = model_file
+    errs = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / f"{device}.safetensors"
+        argv = ["compress", str(src), "-o", str(out), "--target", "0.5", "--device", device]
+        argv += ["--method", method]
+        if device == "cuda":
+            with fake_cupy():
+                code = _run(argv, capsys)[0]
+        else:
+            code = _run(argv, capsys)[0]
+        # Exit 0 under the stand-in means the CuPy path ran (without one it exits 8).
+        assert code == 0
+        errs[device], doc, _ = _errors(out, originals)
+        errs[device + "_ranks"] = {k: v["rank"] for k, v in doc["layers"].items()}
+    assert errs["cpu_ranks"] == errs["cuda_ranks"]
+    for name, e in errs["cpu"].items():
+        assert errs["cuda"][name] == pytest.approx(e, rel=1e-6, abs=1e-9)
 
 
 @pytest.mark.gpu

@@ -349,22 +349,110 @@ def _balance(A: Any, B: Any, xp: types.ModuleType) -> tuple[Any, Any]:
     return (Q @ P) * root[None, :], root[:, None] * Qt
 
 
-def _weighted_matrix(
-    W: Any, in_factor: GramFactor | None, row_weights: Any, out_factor: GramFactor | None
-) -> tuple[Any, Any]:
-    """``M = G^(1/2) W S`` in float64 and the output weighting needed to undo ``G``."""
+def _weighted_block(W: Any, in_root: Any, out: Any) -> tuple[Any, Any]:
+    """``M = O W S`` in float64 (``S = in_root``, ``None``: identity) and the output operator.
+
+    ``out`` says what ``G = O^T O`` is: ``None`` (identity), a scalar ``w`` (``G = w I``,
+    operator ``sqrt(w)``), a ``(m,)`` array of non-negative row weights (``G = diag``,
+    operator the vector of their square roots), a :class:`GramFactor` (``O = root^T``) or an
+    ``(m, m)`` positive semi-definite array (factored here by :func:`_gram_factor` without
+    damping, so a ``G`` that is singular, as for a layer feeding a LayerNorm, stays exact).
+    The operator is what :func:`_project` needs to undo ``O``.
+    """
     xp = namespace(W)
     M = W.astype(np.float64)
-    if in_factor is not None:
-        M = M @ in_factor.root
-    out: Any = None
-    if row_weights is not None:
-        out = xp.sqrt(xp.maximum(row_weights.astype(np.float64), 0.0))
-        M = out[:, None] * M
-    elif out_factor is not None:
-        out = out_factor
-        M = out_factor.root.T @ M
-    return M, out
+    if in_root is not None:
+        M = M @ in_root
+    if out is None:
+        return M, None
+    if isinstance(out, GramFactor):
+        return out.root.T @ M, out
+    if isinstance(out, (int, float, np.floating, np.integer)):
+        root = math.sqrt(max(float(out), 0.0))
+        return root * M, root
+    if out.ndim == 1:
+        root = xp.sqrt(xp.maximum(out.astype(np.float64), 0.0))
+        return root[:, None] * M, root
+    fac = _gram_factor(out, 0.0)
+    return fac.root.T @ M, fac
+
+
+def _gram_term(W: Any, in_root: Any, out: Any) -> Any:
+    """``(O W S)^T (O W S) = (W S)^T G (W S)`` without a square root of ``G`` (float64)."""
+    xp = namespace(W)
+    WS = W.astype(np.float64)
+    if in_root is not None:
+        WS = WS @ in_root
+    if out is None:
+        return WS.T @ WS
+    if isinstance(out, GramFactor):
+        M = out.root.T @ WS
+        return M.T @ M
+    if isinstance(out, (int, float, np.floating, np.integer)):
+        return WS.T @ (max(float(out), 0.0) * WS)
+    if out.ndim == 1:
+        return WS.T @ (xp.maximum(out.astype(np.float64), 0.0)[:, None] * WS)
+    return WS.T @ (out.astype(np.float64) @ WS)
+
+
+def _stacked_spectrum(
+    Ws: Sequence[Any],
+    *,
+    in_root: Any = None,
+    outs: Sequence[Any] | None = None,
+    cache: dict | None = None,
+    keys: Sequence[Any] | None = None,
+    left: bool = True,
+) -> tuple[Any, Any, Any, list]:
+    """Exact thin SVD ``M = P diag(s) Qt`` of the weighted stack ``M = [O_1 W_1 S; ...]``.
+
+    The one home of the weighted spectrum: a single matrix (``compress_linear``, the command
+    line) or several matrices reading the same input and sharing an input-side basis
+    (``compress_model``'s Q/K/V candidates). All ``Ws`` have ``n`` columns; ``in_root`` is a
+    square root ``S`` of the input metric (``(n, r)``, ``None``: identity) and ``outs[j]`` the
+    output weight of ``Ws[j]`` in any form :func:`_weighted_block` takes. Dropping component
+    ``i`` costs exactly ``s[i]**2`` of ``sum_j ||O_j (W_j - W_j') S||_F^2``; the shared basis
+    lies along the top right singular vectors ``Qt[:k]``. With ``cache`` (a dict) and ``keys``
+    (one hashable per matrix), each matrix's share is computed once however many stacks it
+    enters. Returns ``(P, s, Qt, operators)``, one operator per matrix.
+
+    ``left=False`` (only ``s`` and ``Qt`` wanted) on a tall stack (``sum m_j >= r``) takes the
+    eigendecomposition of ``M^T M = sum_j (W_j S)^T G_j (W_j S)`` instead: no square root of
+    any ``G_j`` (an ``m_j x m_j`` factorisation, 1536 x 1536 for an FFN up-projection), and the
+    per-matrix terms add up for every subset of a group; measured 2.5-3x faster than the SVD
+    route at MiniLM's sizes. Its singular values are accurate to about ``sqrt(eps) s[0]``,
+    ample for rank allocation; ``P`` and the operators are then ``None``.
+    """
+    xp = namespace(*Ws)
+    outs = [None] * len(Ws) if outs is None else list(outs)
+    r = Ws[0].shape[1] if in_root is None else in_root.shape[1]
+    tall = sum(W.shape[0] for W in Ws) >= r
+
+    def cached(kind: str, j: int, make: Any) -> Any:
+        key = None if cache is None or keys is None else (kind, keys[j])
+        if key is not None and key in cache:
+            return cache[key]
+        value = make()
+        if key is not None:
+            cache[key] = value
+        return value
+
+    if not left and tall:
+        H = None
+        for j, (W, out) in enumerate(zip(Ws, outs, strict=True)):
+            term = cached("gram", j, lambda W=W, out=out: _gram_term(W, in_root, out))
+            H = term if H is None else H + term
+        lam, V = xp.linalg.eigh(0.5 * (H + H.T))
+        s = xp.sqrt(xp.maximum(lam[::-1], 0.0))
+        return None, s, V[:, ::-1].T, [None] * len(Ws)
+    blocks, ops = [], []
+    for j, (W, out) in enumerate(zip(Ws, outs, strict=True)):
+        M, op = cached("block", j, lambda W=W, out=out: _weighted_block(W, in_root, out))
+        blocks.append(M)
+        ops.append(op)
+    M = blocks[0] if len(blocks) == 1 else xp.concatenate(blocks, axis=0)
+    P, s, Qt = _svd_full(M, xp)
+    return P, s, Qt, ops
 
 
 def _weighted_spectrum(
@@ -380,10 +468,10 @@ def _weighted_spectrum(
     array of non-negative output-row weights (Fisher, FWSVD; ``G = diag(row_weights)``) or
     ``out_factor`` a full output metric (at most one of the two).
     """
-    xp = namespace(W)
-    M, out = _weighted_matrix(W, in_factor, row_weights, out_factor)
-    P, s, _ = _svd_full(M, xp)
-    return WeightedSpectrum(P, s, _sum_squares(s), W, out)
+    out = row_weights if row_weights is not None else out_factor
+    root = None if in_factor is None else in_factor.root
+    P, s, _, ops = _stacked_spectrum([W], in_root=root, outs=[out])
+    return WeightedSpectrum(P, s, _sum_squares(s), W, ops[0])
 
 
 def _project(spec: WeightedSpectrum, k: int) -> tuple[Any, Any]:
@@ -487,7 +575,11 @@ def _low_rank_core(
         if rank is not None:
             k = min(k, rank)
         return _factors_at_rank(spec, k)
-    M, out = _weighted_matrix(W, in_factor, row_weights, out_factor)
+    M, out = _weighted_block(
+        W,
+        None if in_factor is None else in_factor.root,
+        row_weights if row_weights is not None else out_factor,
+    )
     P, s, _, err = _plain_svd(M, rank, tol, False, rng)
     spec = WeightedSpectrum(P, s, _sum_squares(M), W, out)
     # The randomized core's own error estimate is scale-safe; keep it.

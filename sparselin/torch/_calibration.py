@@ -51,6 +51,10 @@ class LayerStatistics:
     ``source`` names the layer whose accumulation this one shares (``None`` when the layer
     owns it; then ``total``/``gram`` are this layer's). ``grad_count`` and ``grad_gram``
     (``sum g g^T`` divided by the number of probes) are filled when gradients were requested.
+    With ``weight_inputs``, ``weight_sum``, ``weighted_total`` and ``weighted_gram`` are the same
+    sums with each token weighted by its output sensitivity ``w_t`` (see
+    :func:`collect_statistics`), and :meth:`mean`, :meth:`covariance` and
+    :meth:`second_moment` are the weighted averages.
     """
 
     count: int = 0
@@ -59,19 +63,30 @@ class LayerStatistics:
     source: str | None = None
     grad_count: int = 0
     grad_gram: np.ndarray | None = None
+    weight_sum: float = 0.0
+    weighted_total: np.ndarray | None = None
+    weighted_gram: np.ndarray | None = None
+
+    def _sums(self) -> tuple[float, np.ndarray, np.ndarray]:
+        if self.weight_sum > 0 and self.weighted_gram is not None:
+            return self.weight_sum, self.weighted_total, self.weighted_gram
+        return float(max(self.count, 1)), self.total, self.gram
 
     def mean(self) -> np.ndarray:
-        return self.total / max(self.count, 1)
+        n, total, _ = self._sums()
+        return total / n
 
     def covariance(self) -> np.ndarray:
         """Centred covariance per token, ``E[(x - mu)(x - mu)^T]``."""
-        mu = self.mean()
-        cov = self.gram / max(self.count, 1) - np.outer(mu, mu)
+        n, total, gram = self._sums()
+        mu = total / n
+        cov = gram / n - np.outer(mu, mu)
         return 0.5 * (cov + cov.T)
 
     def second_moment(self) -> np.ndarray:
         """Uncentred ``E[x x^T]`` per token."""
-        return self.gram / max(self.count, 1)
+        n, _, gram = self._sums()
+        return gram / n
 
     def output_metric(self) -> np.ndarray | None:
         """``E[g g^T]`` per token, or ``None`` without gradients."""
@@ -167,6 +182,7 @@ def collect_statistics(
     probes: int = 2,
     random_state: int | None = 0,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
+    weight_inputs: bool = False,
 ) -> dict[str, LayerStatistics]:
     """Accumulate input (and optionally output-gradient) statistics of ``modules``.
 
@@ -188,6 +204,15 @@ def collect_statistics(
         Seed of the random projections.
     progress : callable, optional
         Wraps the batch iterable (e.g. ``tqdm``).
+    weight_inputs : bool, default False
+        With ``gradients``: also accumulate the input sums with each token ``t`` weighted by
+        ``w_t = sum_j ||g_(j,t)||^2`` over the layers ``j`` that read that input (the probe
+        estimate of ``||J_(j,t)||_F^2``). The layer loss ``sum_t ||J_t dW x_t||^2`` is a sum of
+        Kronecker products ``sum_t J_t^T J_t (x) x_t x_t^T``; with ``G = E[J^T J]``, the input
+        factor that best fits it (the first step of the alternating nearest-Kronecker fit,
+        from ``G`` proportional to the identity) is the ``w``-weighted covariance, not the
+        plain one: tokens the output is more sensitive to (those of short sentences, under
+        mean pooling) count for more, as they do in the loss.
 
     Returns
     -------
@@ -207,7 +232,8 @@ def collect_statistics(
     (10, True)
     """
     stats = {name: LayerStatistics() for name in modules}
-    state: dict[str, Any] = {"mask": None, "seen": {}, "outputs": {}}
+    state: dict[str, Any] = {"mask": None, "seen": {}, "outputs": {}, "inputs": {}, "owner": {}}
+    weight_inputs = bool(weight_inputs and gradients)
     gen = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
 
     def rows(t: torch.Tensor) -> torch.Tensor:
@@ -227,7 +253,9 @@ def collect_statistics(
             if owner is not None:
                 if st.source is None and owner[0] != name:
                     st.source = owner[0]
+                state["owner"][name] = owner[0]
             else:
+                state["owner"][name] = name
                 # The tensor is kept referenced until the batch ends, so that its memory
                 # cannot be reused by another tensor with the same address in this forward.
                 state["seen"][key] = (name, x)
@@ -241,6 +269,8 @@ def collect_statistics(
                         st.total += s
                         st.gram += g
                     st.count += xr.shape[0]
+                    if weight_inputs:
+                        state["inputs"][name] = (xr, torch.zeros(xr.shape[0], dtype=torch.float64))
             if gradients and isinstance(out, torch.Tensor):
                 if not out.requires_grad:
                     out = out.detach().requires_grad_(True)
@@ -260,6 +290,8 @@ def collect_statistics(
             state["mask"] = batch_mask(batch)
             state["seen"] = {}
             state["outputs"] = {}
+            state["inputs"] = {}
+            state["owner"] = {}
             with torch.set_grad_enabled(gradients):
                 out = model_output(run_model(model, batch))
                 if gradients and state["outputs"]:
@@ -286,6 +318,21 @@ def collect_statistics(
                                 st.grad_gram += gg
                             if p == 0:
                                 st.grad_count += gr.shape[0]
+                            held = state["inputs"].get(state["owner"].get(n))
+                            if held is not None and held[1].shape[0] == gr.shape[0]:
+                                held[1].add_((gr.to(torch.float64) ** 2).sum(1).cpu() / probes)
+                    for n, (xr, w) in state["inputs"].items():
+                        if float(w.sum()) > 0:
+                            st = stats[n]
+                            wx = xr * w.to(xr.device)[:, None]
+                            s = wx.sum(0).cpu().numpy()
+                            g = (xr.T @ wx).cpu().numpy()
+                            if st.weighted_gram is None:
+                                st.weighted_total, st.weighted_gram = s, g
+                            else:
+                                st.weighted_total += s
+                                st.weighted_gram += g
+                            st.weight_sum += float(w.sum())
     finally:
         for h in handles:
             h.remove()
@@ -299,6 +346,8 @@ def collect_statistics(
                 st.source = owner.source
                 owner = stats[owner.source]
             st.count, st.total, st.gram = owner.count, owner.total, owner.gram
+            st.weight_sum = owner.weight_sum
+            st.weighted_total, st.weighted_gram = owner.weighted_total, owner.weighted_gram
     return stats
 
 

@@ -17,7 +17,7 @@ from .._checkpoint import (
     build_metadata,
     read_compressed,
 )
-from ._layers import LowRankLinear, LowRankSparseLinear, SharedBasisLinear
+from ._layers import KroneckerLinear, LowRankLinear, LowRankSparseLinear, SharedBasisLinear
 
 __all__ = ["collect_compressed", "load_compressed", "save_compressed"]
 
@@ -77,9 +77,10 @@ def load_compressed(
 
     Each compressed weight ``NAME.weight`` replaces the module ``NAME`` (an ``nn.Linear``, or a
     Hugging Face ``Conv1D`` whose weight is stored transposed) by the layer that holds its factors:
-    :class:`LowRankLinear` (``svd``), :class:`LowRankSparseLinear` (``lowrank_sparse``), or
-    :class:`SharedBasisLinear` sharing one :class:`SharedBasis` per group (``shared``); a ``dense``
-    entry is copied into the existing module. Biases and every other tensor stored in the file
+    :class:`LowRankLinear` (``svd``), :class:`LowRankSparseLinear` (``lowrank_sparse``),
+    :class:`KroneckerLinear` (``kronecker``), or :class:`SharedBasisLinear` sharing one
+    :class:`SharedBasis` per group (``shared``); a ``dense`` entry is copied into the existing
+    module. Biases and every other tensor stored in the file
     are loaded into the parameters and buffers of the same name. Names may differ from the
     model's by one common prefix (a wrapper such as a SentenceTransformer). Factors take the
     device and dtype of the module they replace.
@@ -172,6 +173,16 @@ def load_compressed(
             new.update(_load_group(model, ckpt, rec.group, targets, strict))
             continue
         f = ckpt.factors(name)
+        if rec.method == "kronecker":
+            A, B = _tensor(f["A"], like), _tensor(f["B"], like)
+            if _is_conv1d(module):
+                # W (in, out) = sum kron(A_i, B_i); as a Linear, W^T = sum kron(A_i^T, B_i^T).
+                A, B = A.transpose(1, 2).contiguous(), B.transpose(1, 2).contiguous()
+            layer: nn.Module = KroneckerLinear.from_factors(A, B, bias)
+            layer.train(module.training)
+            _set(model, mod_name, layer)
+            new[mod_name] = layer
+            continue
         U, V = _tensor(f["U"], like), _tensor(f["V"], like)
         if _is_conv1d(module):
             # W (in, out) = U V and y = x W: as a Linear, weight W^T = V^T U^T.
@@ -179,7 +190,7 @@ def load_compressed(
                 raise ValueError(f"{name!r}: only svd factors can replace a Conv1D layer")
             U, V = V.T.contiguous(), U.T.contiguous()
         if rec.method == "svd":
-            layer: nn.Module = LowRankLinear.from_factors(U, V, bias)
+            layer = LowRankLinear.from_factors(U, V, bias)
         else:
             kw = {k: _tensor(f[k], like) for k in ("indptr", "indices", "values") if k in f}
             kw.update({k: _tensor(f[k], like) for k in ("columns", "column_values") if k in f})
@@ -289,6 +300,9 @@ def collect_compressed(
         elif isinstance(module, SharedBasisLinear):
             roles = {"coef": module.coefficients}
             method = "shared"
+        elif isinstance(module, KroneckerLinear):
+            roles = {"A": module.A, "B": module.B}
+            method = "kronecker"
         elif isinstance(module, nn.Linear) and reference is not None and name in reference:
             W = module.weight.detach().double().cpu().numpy()
             err = _error(reference[name], W)
@@ -311,14 +325,14 @@ def collect_compressed(
             if hasattr(module, "dense_weight") and not isinstance(module, nn.ModuleList):
                 raise ValueError(
                     f"module {mod_name!r} ({type(module).__name__}) has no entry in the "
-                    "compressed-file format (version 1): svd, lowrank_sparse, shared, dense"
+                    "compressed-file format: svd, lowrank_sparse, shared, kronecker, dense"
                 )
             continue
         else:
             continue
         owned.add(mod_name)
         m, n = module.out_features, module.in_features
-        dtype = _DTYPE_NAMES[roles["U" if "U" in roles else "coef"].dtype]
+        dtype = _DTYPE_NAMES[next(iter(roles.values())).dtype]
         keys = {role: f"{name}::{role}" for role in roles}
         for role, t in roles.items():
             tensors[keys[role]] = _raw(t)

@@ -4,7 +4,8 @@ The route (``../shared/research/model-compression.md``, sections 3, 5, 7, 10, 11
 
 1. Calibration statistics per layer (:mod:`._calibration`): the centred input covariance ``C``
    and input mean (float64, padding masked) and, for ``method="fisher"``, the output metric
-   ``G = E[J^T J]`` from random projections of the model's output.
+   ``G = E[J^T J]`` from random projections of the model's output, with each token's input
+   weighted by its sensitivity ``||J_t||^2`` (``input_weighting="sensitivity"``).
 2. For every group of matrices that read the same input (Q, K and V), every way of sharing an
    input-side basis among them is a candidate; each candidate block is solved exactly in the
    two-sided metric: with ``C = Z Z^T`` (clamped eigendecomposition, so LayerNorm outputs whose
@@ -37,6 +38,7 @@ from torch import nn
 
 from .._threads import blas_limited
 from ..linalg._allocation import DENSE, Block, Unit, allocate, ranks_for_tolerance
+from ..linalg._factorize import _stacked_spectrum
 from ._calibration import (
     LayerStatistics,
     calibration_sentences,
@@ -218,11 +220,6 @@ def _input_metric(stats: LayerStatistics | None, n: int) -> _InputMetric:
     return _InputMetric(Q * root, (Q / root).T, mean, second, cov)
 
 
-def _psd_sqrt(G: np.ndarray) -> np.ndarray:
-    lam, Q = np.linalg.eigh(0.5 * (G + G.T))
-    return (Q * np.sqrt(np.clip(lam, 0.0, None))) @ Q.T
-
-
 @dataclass
 class _Spectrum:
     """Exact weighted SVD of a block (one matrix or a stack sharing its input basis)."""
@@ -239,41 +236,26 @@ def _spectrum(
     weights: Sequence[np.ndarray],
     metric: _InputMetric,
     outs: Sequence[np.ndarray | float],
-    cache: dict[str, np.ndarray] | None = None,
+    cache: dict | None = None,
 ) -> _Spectrum:
     """Right singular pairs of ``M = [G_1^(1/2) W_1 Z; ...]`` (``outs``: each ``G_j`` or a
-    scalar weight ``w_j`` for ``G_j = w_j I``).
-
-    ``M^T M = sum_j (W_j Z)^T G_j (W_j Z)`` is a sum over members, so with a tall stack the
-    per-member terms are formed once (``cache``) and every subset of Q, K, V costs one small
-    ``eigh``; a wide stack (FFN down: 384 rows, 1536 columns) uses ``M M^T`` instead.
+    scalar weight ``w_j`` for ``G_j = w_j I``), from the weighted-spectrum core that
+    ``compress_linear`` and the command line share
+    (:func:`sparselin.linalg._factorize._stacked_spectrum`, right side only). ``cache`` keeps
+    each member's share, so every subset of Q, K and V costs one small ``eigh``.
     """
     r = metric.Z.shape[1]
-    m_total = sum(W.shape[0] for W in weights)
-    cache = {} if cache is None else cache
     if r == 0:
         return _Spectrum(tuple(members), np.zeros(0), np.zeros((0, 0)), metric, list(weights))
-    if m_total >= r:
-        H = np.zeros((r, r))
-        for name, W, out in zip(members, weights, outs, strict=True):
-            if name not in cache:
-                WZ = W @ metric.Z
-                cache[name] = WZ.T @ (out * WZ if np.isscalar(out) else out @ WZ)
-            H += cache[name]
-        lam, V = np.linalg.eigh(0.5 * (H + H.T))
-        lam, V = lam[::-1], V[:, ::-1]
-    else:
-        rows = []
-        for W, out in zip(weights, outs, strict=True):
-            WZ = W @ metric.Z
-            rows.append(math.sqrt(out) * WZ if np.isscalar(out) else _psd_sqrt(out) @ WZ)
-        M = np.vstack(rows)
-        lam, U = np.linalg.eigh(M @ M.T)
-        lam, U = lam[::-1], U[:, ::-1]
-        pos = lam > lam[0] * 1e-15 if lam[0] > 0 else np.zeros_like(lam, dtype=bool)
-        lam, U = lam[pos], U[:, pos]
-        V = (M.T @ U) / np.sqrt(lam)
-    return _Spectrum(tuple(members), np.clip(lam, 0.0, None), V, metric, list(weights))
+    _, s, Qt, _ = _stacked_spectrum(
+        list(weights),
+        in_root=metric.Z,
+        outs=list(outs),
+        cache=cache,
+        keys=list(members),
+        left=False,
+    )
+    return _Spectrum(tuple(members), s * s, Qt.T, metric, list(weights))
 
 
 def _block(spec: _Spectrum, scale: float = 1.0, name: str = "") -> Block:
@@ -405,6 +387,7 @@ def compress_model(
     max_calibration: int | None = 1024,
     random_state: int | None = 0,
     progress: bool = True,
+    input_weighting: str = "sensitivity",
 ) -> CompressionReport:
     """Compress the linear layers of ``model`` in place under one global parameter budget.
 
@@ -461,6 +444,16 @@ def compress_model(
         Seed of the random projections.
     progress : bool, default True
         Show tqdm progress bars.
+    input_weighting : {"sensitivity", "uniform"}, default "sensitivity"
+        With ``method="fisher"``: how calibration tokens count in each layer's input
+        covariance (and mean, for the bias refit). ``"uniform"``: every token alike.
+        ``"sensitivity"``: each token in proportion to how much the model's output depends
+        on that layer's output at that token (``||J_t||_F^2``, from the same probes as ``G``),
+        which makes ``G`` and ``C`` a better Kronecker-factored fit of the true end-to-end
+        loss ``sum_t ||J_t (W - W') x_t||^2`` (see
+        ``sparselin.torch._calibration.collect_statistics``). Under mean pooling the
+        tokens of short sentences weigh more, which is where the largest embedding errors
+        were.
 
     Returns
     -------
@@ -497,6 +490,10 @@ def compress_model(
             )
         method = chosen_methods[0]
     _check_args(model, target, tol, method, allocation, share_bases, probes, batch_size)
+    if input_weighting not in ("sensitivity", "uniform"):
+        raise ValueError(
+            f"input_weighting must be 'sensitivity' or 'uniform', got {input_weighting!r}"
+        )
     # Hundreds of small LAPACK calls: one BLAS thread is far faster than a contended pool
     # (sparselin._threads.blas_limited has the measurements).
     with blas_limited():
@@ -525,6 +522,7 @@ def compress_model(
                 chosen,
                 batches,
                 gradients=method == "fisher",
+                weight_inputs=method == "fisher" and input_weighting == "sensitivity",
                 probes=probes,
                 random_state=random_state,
                 progress=_progress(progress, len(batches), "calibration"),
@@ -579,7 +577,7 @@ def compress_model(
 
         roots = {n: out_root(n) for n in active}
         spectra: dict[tuple[str, ...], _Spectrum] = {}
-        member_cache: dict[str, np.ndarray] = {}
+        member_cache: dict = {}
 
         def spectrum(members: tuple[str, ...]) -> _Spectrum:
             if members not in spectra:

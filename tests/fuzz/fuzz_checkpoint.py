@@ -5,8 +5,8 @@ Run as a script with atheris (libFuzzer flags pass through), e.g.::
     python tests/fuzz/fuzz_checkpoint.py -runs=20000 -max_len=8192 CORPUS_DIR
 
 ``CORPUS_DIR`` empty is fine: a valid compressed file holding every method (svd,
-lowrank_sparse with entries and columns, shared, dense) is added as the seed. The pytest suite
-(tests/test_checkpoint_fuzz.py) imports :func:`make_seed` and :func:`check` from here.
+lowrank_sparse with entries and columns, shared, kronecker, dense) is added as the seed. The
+pytest suite (tests/test_checkpoint_fuzz.py) imports :func:`make_seed` and :func:`check` from here.
 """
 
 from __future__ import annotations
@@ -110,6 +110,20 @@ def make_seed(path: str) -> None:
             0.0,
             {
                 "weight": put("e.weight::weight", rng.standard_normal((2, 2))),
+            },
+        ),
+        LayerRecord(
+            "k.weight",
+            "kronecker",
+            (6, 4),
+            "F32",
+            2,
+            24,
+            20,
+            0.3,
+            {
+                "A": put("k.weight::A", rng.standard_normal((2, 3, 2)).astype(np.float32)),
+                "B": put("k.weight::B", rng.standard_normal((2, 2, 2)).astype(np.float32)),
             },
         ),
     ]

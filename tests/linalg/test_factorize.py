@@ -285,6 +285,75 @@ def test_weighted_spectrum_gives_the_error_at_every_rank(rng):
         assert f.error == pytest.approx(_output_error(W, f.U @ f.V, X), rel=1e-7, abs=1e-7)
 
 
+@pytest.mark.parametrize("out_kind", ["none", "scalar", "rows", "factor", "matrix"])
+@pytest.mark.parametrize("members", [1, 3])
+def test_stacked_spectrum_routes_agree_with_the_explicit_stack(backend, rng, out_kind, members):
+    # The one weighted-spectrum core: its SVD route and its Gram route (no root of G) both
+    # give the spectrum of the explicitly formed [G_j^(1/2) W_j S; ...], whatever form the
+    # output weights take; G_j singular along one direction, as for a layer feeding a
+    # LayerNorm.
+    n = 9
+    X = _layernorm_inputs(rng, 40, n)
+    S = np.linalg.cholesky(X.T @ X + 1e-3 * np.eye(n))
+    Ws, outs, roots = [], [], []
+    for _ in range(members):
+        W = rng.standard_normal((7, n))
+        A = rng.standard_normal((7, 7))
+        A[:, 0] = 0.0  # singular G
+        G = A @ A.T
+        w = rng.uniform(0.0, 2.0, 7)
+        lam, Q = np.linalg.eigh(G)
+        Groot = (Q * np.sqrt(np.clip(lam, 0, None))) @ Q.T
+        Ws.append(W)
+        if out_kind == "none":
+            outs.append(None), roots.append(np.eye(7))
+        elif out_kind == "scalar":
+            outs.append(0.7), roots.append(np.sqrt(0.7) * np.eye(7))
+        elif out_kind == "rows":
+            outs.append(backend.asarray(w)), roots.append(np.diag(np.sqrt(w)))
+        elif out_kind == "factor":
+            outs.append(fz._gram_factor(backend.asarray(G), 0.0)), roots.append(Groot)
+        else:
+            outs.append(backend.asarray(G)), roots.append(Groot)
+    M = np.vstack([R @ W @ S for R, W in zip(roots, Ws, strict=True)])
+    _, s_ref, Qt_ref = np.linalg.svd(M, full_matrices=False)
+    k = 4
+    ref_proj = Qt_ref[:k].T @ Qt_ref[:k]
+    dev = [backend.asarray(W) for W in Ws]
+    for left in (True, False):
+        cache: dict = {}
+        for _ in range(2):  # the second call is served from the cache
+            P, s, Qt, _ = fz._stacked_spectrum(
+                dev,
+                in_root=backend.asarray(S),
+                outs=outs,
+                cache=cache,
+                keys=list(range(members)),
+                left=left,
+            )
+            s, Qt = to_numpy(s), to_numpy(Qt)
+            np.testing.assert_allclose(s[: len(s_ref)], s_ref, rtol=1e-7, atol=1e-7 * s_ref[0])
+            np.testing.assert_allclose(Qt[:k].T @ Qt[:k], ref_proj, atol=1e-6)
+            if left:
+                # Any root of G serves (Cholesky for a factor or a matrix): P differs from the
+                # explicit stack's by an orthogonal map, the product's Gram matrix does not.
+                Mk = (to_numpy(P) * s) @ Qt
+                np.testing.assert_allclose(Mk.T @ Mk, M.T @ M, atol=1e-9 * s_ref[0] ** 2)
+        assert len(cache) == members
+
+
+def test_weighted_spectrum_is_the_single_member_stack(rng):
+    W = rng.standard_normal((6, 8))
+    fac = fz._gram_factor(np.cov(rng.standard_normal((8, 30))), 0.0)
+    w = rng.uniform(0.1, 1.0, 6)
+    spec = fz._weighted_spectrum(W, in_factor=fac, row_weights=w)
+    P, s, _, ops = fz._stacked_spectrum([W], in_root=fac.root, outs=[w])
+    np.testing.assert_array_equal(spec.s, s)
+    np.testing.assert_array_equal(spec.P, P)
+    np.testing.assert_array_equal(spec.out, ops[0])
+    assert spec.total2 == pytest.approx(float(np.sum(s**2)), rel=1e-14)
+
+
 # ---------------------------------------------------------------------------------------------
 # Low rank plus sparse
 

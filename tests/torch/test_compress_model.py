@@ -323,6 +323,116 @@ def test_padding_is_masked_out_of_the_statistics() -> None:
     np.testing.assert_allclose(s_pad.total, s_sep.total, rtol=1e-12, atol=1e-12)
 
 
+class _TwoReaders(torch.nn.Module):
+    """Two layers read the same tensor (as Q and K do); a third reads their product."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(3)
+        self.a, self.b, self.c = (
+            torch.nn.Linear(5, 4),
+            torch.nn.Linear(5, 4),
+            torch.nn.Linear(4, 3),
+        )
+        with torch.no_grad():
+            for lin in (self.a, self.b, self.c):
+                lin.weight.copy_(torch.randn(lin.weight.shape, generator=gen))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.c(torch.tanh(self.a(x)) * self.b(x)).mean(dim=1)
+
+
+def test_sensitivity_weighted_inputs_match_brute_force() -> None:
+    # Per token t: w_t = sum over the layers reading that input of ||g_t||^2 averaged over
+    # the probes, g the gradient of r . output with respect to the layer's output, r drawn
+    # from the same seeded generator; the weighted sums are then sum w_t x_t (x_t)^T.
+    model = _TwoReaders()
+    gen = torch.Generator().manual_seed(4)
+    batches = [torch.randn(3, 5, 5, generator=gen), torch.randn(2, 7, 5, generator=gen)]
+    layers = {"a": model.a, "b": model.b, "c": model.c}
+    probes = 3
+    stats = collect_statistics(
+        model, layers, batches, gradients=True, probes=probes, weight_inputs=True
+    )
+    plain = collect_statistics(model, layers, batches, gradients=True, probes=probes)
+    rgen = torch.Generator().manual_seed(0)
+    want = {"a": [0.0, 0.0, 0.0], "c": [0.0, 0.0, 0.0]}
+    for x in batches:
+        x64 = x.reshape(-1, 5).double()
+        ha, hb = model.a(x), model.b(x)
+        hidden = torch.tanh(ha) * hb
+        hc = model.c(hidden)
+        out = hc.mean(dim=1)
+        w_ab = torch.zeros(x64.shape[0], dtype=torch.float64)
+        w_c = torch.zeros(x64.shape[0], dtype=torch.float64)
+        for _ in range(probes):
+            r = torch.randn(out.shape, generator=rgen)
+            ga, gb, gc = torch.autograd.grad((out * r).sum(), [ha, hb, hc], retain_graph=True)
+            for g, w in ((ga, w_ab), (gb, w_ab), (gc, w_c)):
+                w += (g.reshape(x64.shape[0], -1).double() ** 2).sum(1) / probes
+        h64 = hidden.detach().reshape(-1, 4).double()
+        for key, w, inp in (("a", w_ab, x64), ("c", w_c, h64)):
+            want[key][0] += float(w.sum())
+            want[key][1] = want[key][1] + (w[:, None] * inp).sum(0).numpy()
+            want[key][2] = want[key][2] + (inp.T @ (w[:, None] * inp)).numpy()
+    for key in ("a", "b", "c"):
+        st = stats[key]
+        ref = want["c" if key == "c" else "a"]
+        assert st.weight_sum == pytest.approx(ref[0], rel=1e-5)
+        np.testing.assert_allclose(st.weighted_total, ref[1], rtol=1e-5, atol=1e-9)
+        np.testing.assert_allclose(st.weighted_gram, ref[2], rtol=1e-5, atol=1e-9)
+        # The weighted averages are what the layer's metric uses; the token sums stay.
+        mu = ref[1] / ref[0]
+        np.testing.assert_allclose(st.mean(), mu, rtol=1e-5, atol=1e-9)
+        cov = ref[2] / ref[0] - np.outer(mu, mu)
+        np.testing.assert_allclose(st.covariance(), cov, rtol=1e-5, atol=1e-9)
+        assert st.count == plain[key].count
+        np.testing.assert_array_equal(st.gram, plain[key].gram)
+        np.testing.assert_array_equal(st.grad_gram, plain[key].grad_gram)
+        # Without weighting the plain token averages are used.
+        assert plain[key].weighted_gram is None
+        np.testing.assert_allclose(
+            plain[key].covariance(),
+            plain[key].gram / plain[key].count - np.outer(plain[key].mean(), plain[key].mean()),
+        )
+    assert stats["b"].source == "a"
+
+
+def test_input_weighting_changes_only_the_fisher_metric() -> None:
+    x = _data(n=48)
+    reports = {}
+    for weighting in ("sensitivity", "uniform"):
+        torch.manual_seed(0)  # Tiny's biases come from the global generator
+        model = Tiny(seed=3)
+        reports[weighting] = compress_model(
+            model,
+            target=0.6,
+            method="fisher",
+            calibration=x,
+            progress=False,
+            input_weighting=weighting,
+            refine_allocation=False,
+        )
+        assert reports[weighting].params_after <= 0.6 * reports[weighting].params_before
+    errors = {w: [r.error for r in rep.layers] for w, rep in reports.items()}
+    assert errors["sensitivity"] != errors["uniform"]
+    # "whitened" has no output gradients, so there is nothing to weight by.
+    same = []
+    for weighting in ("sensitivity", "uniform"):
+        torch.manual_seed(0)  # Tiny's biases come from the global generator
+        model = Tiny(seed=3)
+        rep = compress_model(
+            model,
+            target=0.6,
+            method="whitened",
+            calibration=x,
+            progress=False,
+            input_weighting=weighting,
+        )
+        same.append([(r.rank, r.error) for r in rep.layers])
+    assert same[0] == same[1]
+
+
 def _brute_force(curves, rank_cost, budget):
     best = math.inf
     for ranks in itertools.product(*[range(len(c)) for c in curves]):
@@ -381,6 +491,7 @@ def _bad_cases():
         ({"target": 0.8, "calibration": []}, ValueError, "must not be empty"),
         ({"target": 0.8, "layers": "nomatch"}, ValueError, "selected no"),
         ({"target": 0.01, "calibration": x}, ValueError, "target cannot be met"),
+        ({"target": 0.8, "input_weighting": "tokens"}, ValueError, "input_weighting must be"),
     ]
 
 
