@@ -1,6 +1,6 @@
 """
-Walsh-Hadamard transforms: orderings, speed, and a sparse spectrum from few queries
-===================================================================================
+Walsh-Hadamard transforms: orderings, odd widths and speed
+==========================================================
 
 :func:`sparselin.transforms.fwht` computes the Walsh-Hadamard transform
 ``y = W x`` in ``O(N log N)`` along any axis of a batch. This example
@@ -9,9 +9,7 @@ Walsh-Hadamard transforms: orderings, speed, and a sparse spectrum from few quer
   and checks the transform against :func:`scipy.linalg.hadamard`,
 * transforms a width of the form ``m * 2**k`` (28672 = 28 * 1024, an LLM's MLP width) with no
   padding,
-* times it against the usual vectorised NumPy implementation,
-* and finds the sparse Walsh spectrum of a black-box Boolean function of 24 variables with
-  :func:`sparselin.transforms.sparse_wht`, from a small fraction of its 16 million values.
+* and times it against the usual vectorised NumPy implementation.
 """
 
 # %%
@@ -28,7 +26,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import scipy.linalg
 
-from sparselin.transforms import fwht, sparse_wht
+from sparselin.transforms import fwht
 
 N = 32
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), constrained_layout=True)
@@ -115,49 +113,10 @@ for n, a, b in zip(sizes, t_numpy, t_sparselin, strict=True):
     print(f"N = {n:6d}: sparselin {b * 1e3:7.3f} ms, NumPy {a * 1e3:7.3f} ms, {a / b:5.1f}x")
 
 # %%
-# A sparse spectrum from a few thousand queries
-# ---------------------------------------------
-# A Boolean function ``f: {0,1}^24 -> {-1, +1}`` that depends on a few parities of its
-# inputs has a sparse Walsh spectrum. ``sparse_wht`` queries it only where its hashing
-# design needs (``signal`` is a function of the indices) and returns the coefficients ``F``
-# of ``f(m) = sum_k F[k] (-1)^<k, m>`` (``normalize="forward"``).
+# Sparse spectra
+# --------------
+# When only K of the N coefficients are nonzero, :func:`sparselin.transforms.sparse_wht`
+# finds them from ``O(K log N)`` samples instead of all N: see
+# :ref:`sphx_glr_auto_examples_plot_sparse_wht.py`.
 
-n = 24
-parities = np.array([0b1011, 0b110000000001, 1 << 23 | 1 << 7, 0b111 << 15], dtype=np.uint64)
-weights = np.array([0.9, -0.7, 0.5, 0.3])
-
-
-def bit_parity(a):
-    a = a.copy()
-    for shift in (32, 16, 8, 4, 2, 1):
-        a ^= a >> np.uint64(shift)
-    return (a & np.uint64(1)).astype(np.int64)
-
-
-def f(m):
-    """A black box: the sign of a weighted vote of four parities of the 24 input bits."""
-    m = m.astype(np.uint64)
-    vote = (1 - 2 * bit_parity(m[:, None] & parities[None, :])) @ weights
-    return np.sign(vote)
-
-
-spec = sparse_wht(f, n, sparsity=64, method="sparsefht", normalize="forward", random_state=0)
-print(spec)
-print(f"{spec.n_samples} queries = {spec.n_samples / 2**n:.3%} of the 2^{n} inputs")
-top = np.argsort(-np.abs(spec.values))[:6]
-for k, value in zip(spec.indices[top], spec.values[top], strict=True):
-    print(f"k = {int(k):#08x}  F[k] = {value:+.4f}")
-
-# Check a random sample of inputs against the recovered expansion.
-rng = np.random.default_rng(3)
-m = rng.integers(0, 2**n, size=2000, dtype=np.uint64)
-approx = (1 - 2 * bit_parity(m[:, None] & spec.indices[None, :])) @ spec.values
-print("max |f - expansion| on 2000 random inputs:", np.abs(f(m) - approx).max())
-
-fig, ax = plt.subplots(figsize=(6, 3.4), constrained_layout=True)
-ax.stem(np.arange(spec.values.size), np.sort(np.abs(spec.values))[::-1])
-ax.set_yscale("log")
-ax.set_xlabel("coefficient (sorted)")
-ax.set_ylabel("|F[k]|")
-ax.set_title(f"Walsh spectrum of f found from {spec.n_samples} of 2^{n} values")
 plt.show()
