@@ -163,12 +163,12 @@ def truncated_svd(
 
     A ``dask`` array (NumPy or CuPy chunks, chunked along its rows or along its columns, not
     both) runs on dask's own scheduler, never gathered into one process: fixed rank or
-    fixed accuracy, ``method="randomized"`` only, every pass in A's precision. Its result
-    equals the in-memory one for the same ``random_state`` up to rounding (``n_iter="auto"``
-    applies the same stopping rule, ``tol`` the same growth of the basis and the same
-    error bookkeeping; only in-memory float64 input of 2**20 entries or more is sketched in
-    float32 by default). ``U`` is a dask array with A's row chunks, ``s`` and ``Vt`` are in
-    memory.
+    fixed accuracy, ``method="randomized"`` only, ``sketch_dtype`` as for in-memory input
+    (the single-precision copy is made chunk by chunk as A is read, never stored). Its
+    result equals the in-memory one for the same ``random_state`` up to rounding
+    (``n_iter="auto"`` applies the same stopping rule, ``tol`` the same growth of the basis
+    and the same error bookkeeping). ``U`` is a dask array with A's row chunks, ``s`` and
+    ``Vt`` are in memory.
 
     The randomized method computes ``Q = orth(A (A^H A)^q Ω)`` with every product
     re-orthonormalised, then the SVD of ``Q^H A`` [1]_; every pass over A also gives a

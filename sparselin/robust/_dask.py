@@ -258,7 +258,11 @@ def _svt_svd(
             s, Ut, V = dask.compute(s, Ut, V)
             U, Vt = Ut.T, V.T
         return U, s, Vt, True
-    U, s, Vt, _ = _truncated_svd_dask_core(G, tall, sv, _N_OVERSAMPLES, SVD_POWER_ITERATIONS, rng)
+    # In G's own precision, as in memory (a float32 sketch cannot resolve the subspace to the
+    # accuracy the solver asks for).
+    U, s, Vt, _ = _truncated_svd_dask_core(
+        G, tall, sv, _N_OVERSAMPLES, SVD_POWER_ITERATIONS, rng, sketch_dtype=G.dtype
+    )
     # U is a dask array (one chunk when G is wide); persisted, its graph restarts here.
     return U.persist() if _is_dask(U) else U, s, Vt, False
 
@@ -302,7 +306,9 @@ def _pcp_core(
             False,
         )
     # ||D||_2 from the truncated SVD, as in memory (the same draw from rng).
-    _, s1, _, _ = _truncated_svd_dask_core(D, tall, 1, _N_OVERSAMPLES, None, rng)
+    _, s1, _, _ = _truncated_svd_dask_core(
+        D, tall, 1, _N_OVERSAMPLES, None, rng, sketch_dtype=D.dtype
+    )
     norm_two = float(s1[0])
     dual_norm = max(norm_two, float(d_max) / lam)
     mu = MU0_FACTOR / norm_two

@@ -96,7 +96,10 @@ BAD = [
     (lambda X: X, {"tol": "1e-3"}, TypeError, "tol must be"),
     (lambda X: X.rechunk((100, 30)), {"tol": 0.1, "k": None}, ValueError, r"rechunk"),
     (lambda X: X, {"method": "lanczos"}, ValueError, "method must be 'randomized'"),
-    (lambda X: X, {"sketch_dtype": np.float32}, ValueError, "sketch_dtype"),
+    (lambda X: X, {"sketch_dtype": np.complex64}, ValueError, "sketch_dtype"),
+    (lambda X: X, {"sketch_dtype": "fast"}, ValueError, "sketch_dtype"),
+    (lambda X: X, {"sketch_dtype": 3}, TypeError, "sketch_dtype"),
+    (lambda X: X.astype(np.float32), {"sketch_dtype": np.float64}, ValueError, "sketch_dtype"),
     (lambda X: X, {"power_iteration_normalizer": "LU"}, ValueError, "normalizer"),
     (lambda X: X, {"n_iter": -1}, ValueError, "n_iter"),
     (lambda X: X, {"compute": "yes"}, TypeError, "compute must be a bool"),
@@ -159,6 +162,134 @@ def test_scaled_input_equals_in_memory(dtype, factor):
     np.testing.assert_allclose(s, s0, rtol=2e-4 if dtype == np.float32 else 1e-10)
     np.testing.assert_allclose(U.compute(), U0, atol=2e-3 if dtype == np.float32 else 1e-9)
     np.testing.assert_allclose(Vt, Vt0, atol=2e-3 if dtype == np.float32 else 1e-9)
+
+
+# --- Mixed precision (sketch_dtype) ---------------------------------------------------------
+
+# 4200 x 260 = 1.09M entries: above the 2**20 at which float64 input is sketched in float32.
+BIG = ((4200, 260), (700, 260))
+
+
+def _count_casts(monkeypatch):
+    """Count the chunks cast to the sketch's precision (each one read of a chunk of A)."""
+    from sparselin.linalg import _dask
+
+    calls = []
+    cast = _dask._low_copy_block
+
+    def counting(block, dtype, *args):
+        calls.append(np.dtype(dtype))
+        return cast(block, dtype, *args)
+
+    monkeypatch.setattr(_dask, "_low_copy_block", counting)
+    return calls
+
+
+def _assert_mixed_same(dask_out, mem_out):
+    # Both ran float32 iterations, whose rounding differs (blockwise sums against one GEMM);
+    # the float64 last pass makes s a Rayleigh-Ritz value of nearly the same subspace.
+    U, s, Vt = dask_out[:3]
+    U0, s0, Vt0 = mem_out[:3]
+    assert U.dtype == U0.dtype and s.dtype == s0.dtype and Vt.dtype == Vt0.dtype
+    np.testing.assert_allclose(s, s0, rtol=0, atol=1e-9 * s0[0])
+    np.testing.assert_allclose(U.compute(), U0, rtol=0, atol=2e-6)
+    np.testing.assert_allclose(Vt, Vt0, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+@pytest.mark.parametrize("n_iter", [1, "auto"])
+def test_large_float64_sketches_in_float32_like_in_memory(monkeypatch, transpose, n_iter):
+    A = _matrix(BIG[0], np.float64)
+    chunks = BIG[1]
+    if transpose:
+        A, chunks = np.ascontiguousarray(A.T), chunks[::-1]
+    X = da.from_array(A, chunks=chunks)
+    calls = _count_casts(monkeypatch)
+    out = truncated_svd(X, 8, n_iter=n_iter, random_state=7, return_error=True)
+    ref = truncated_svd(A, 8, n_iter=n_iter, random_state=7, return_error=True)
+    _assert_mixed_same(out, ref)
+    assert out[3] == pytest.approx(ref[3], rel=1e-9)
+    # Every pass but the last read A through the float32 cast, one chunk per task.
+    assert calls and set(calls) == {np.dtype(np.float32)} and len(calls) % 6 == 0
+    if n_iter == 1:
+        assert len(calls) == 3 * 6
+    # Not the same as running every pass in float64 (the float32 passes did the work).
+    full = truncated_svd(X, 8, n_iter=n_iter, random_state=7, sketch_dtype=np.float64)
+    assert not np.array_equal(full[1], out[1])
+
+
+def test_sketch_threshold_and_explicit_dtypes(monkeypatch):
+    calls = _count_casts(monkeypatch)
+    A = _matrix((1200, 90), np.float64, seed=2)  # below 2**20 entries: float64 throughout
+    X = da.from_array(A, chunks=(200, 90))
+    _assert_same(
+        truncated_svd(X, 6, n_iter=2, random_state=1),
+        truncated_svd(A, 6, n_iter=2, random_state=1),
+        np.float64,
+    )
+    assert not calls
+    out = truncated_svd(X, 6, n_iter=2, random_state=1, sketch_dtype=np.float32)
+    _assert_mixed_same(out, truncated_svd(A, 6, n_iter=2, random_state=1, sketch_dtype=np.float32))
+    assert len(calls) == 5 * 6
+    C = (A + 1j * _matrix((1200, 90), np.float64, seed=3)).astype(np.complex128)
+    Xc = da.from_array(C, chunks=(200, 90))
+    for sd in ["auto", np.complex128, np.complex64]:
+        _assert_mixed_same(
+            truncated_svd(Xc, 5, n_iter=1, random_state=4, sketch_dtype=sd),
+            truncated_svd(C, 5, n_iter=1, random_state=4, sketch_dtype=sd),
+        )
+    assert calls.count(np.dtype(np.complex64)) == 3 * 6
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize(
+    ("factor", "sketch_dtype"),
+    [(1e-9, np.float32), (1e40, np.float32), (1e200, np.float32), (1e-200, "auto")],
+)
+def test_sketch_scaling_like_in_memory(factor, sketch_dtype):
+    # rms entries beyond 2**+-16 (1e-9, 1e40: the float32 copy needs a power of two, known
+    # once the first pass has measured the norm) and squares beyond float64's range (1e200
+    # is scaled first, then sketched; "auto" then keeps float64, as in memory).
+    shape, chunks = BIG if sketch_dtype == "auto" else ((1200, 90), (200, 90))
+    A = _matrix(shape, np.float64, seed=5) * factor
+    X = da.from_array(A, chunks=chunks)
+    out = truncated_svd(X, 5, n_iter=1, random_state=2, sketch_dtype=sketch_dtype)
+    ref = truncated_svd(A, 5, n_iter=1, random_state=2, sketch_dtype=sketch_dtype)
+    assert np.all(np.isfinite(out[1])) and out[1][0] > 0
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-9)
+    np.testing.assert_allclose(out[0].compute(), ref[0], atol=2e-6)
+    np.testing.assert_allclose(out[2], ref[2], atol=2e-6)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_sketch_of_exactly_low_rank_input_is_refined_in_float64(transpose):
+    # float32 cannot resolve the subspace; the last pass's basis, refined in float64, can.
+    rng = np.random.default_rng(6)
+    A = rng.standard_normal((1500, 4)) @ rng.standard_normal((4, 80))
+    chunks = (250, 80)
+    if transpose:
+        A, chunks = np.ascontiguousarray(A.T), chunks[::-1]
+    X = da.from_array(A, chunks=chunks)
+    U, s, Vt, err = truncated_svd(
+        X, 4, n_iter=1, random_state=0, return_error=True, sketch_dtype=np.float32
+    )
+    assert err < 1e-14
+    Uc = U.compute()
+    np.testing.assert_allclose((Uc * s) @ Vt, A, atol=1e-12 * np.abs(A).max())
+    _assert_same(
+        (U, s, Vt),
+        truncated_svd(A, 4, n_iter=1, random_state=0, sketch_dtype=np.float32),
+        np.float64,
+    )
+
+
+def test_fixed_accuracy_ignores_the_sketch_dtype_like_in_memory():
+    A = _matrix((1200, 90), np.float64, seed=1)
+    X = da.from_array(A, chunks=(200, 90))
+    out = truncated_svd(X, tol=0.2, random_state=3, sketch_dtype=np.float32)
+    ref = truncated_svd(A, tol=0.2, random_state=3, sketch_dtype=np.float32)
+    assert len(out[1]) == len(ref[1])
+    _assert_same(out, ref, np.float64)
 
 
 # --- Fixed accuracy ---------------------------------------------------------------------
@@ -288,7 +419,10 @@ def test_fixed_accuracy_graph_stays_bounded_and_reads_a_per_pass():
     assert sizes[0] == sizes[1]  # the graph does not grow with the number of blocks
 
 
-@pytest.mark.parametrize("kwargs", [{"k": 10, "n_iter": 2}, {"tol": 0.05}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"k": 10, "n_iter": 2}, {"k": 10, "n_iter": 2, "sketch_dtype": np.float32}, {"tol": 0.05}],
+)
 def test_no_task_receives_the_whole_matrix_any_mode(kwargs):
     from dask.callbacks import Callback
     from dask.core import get_dependencies
@@ -416,13 +550,17 @@ def client():
 class TestDistributed:
     """The same results on a LocalCluster of two worker processes as in memory."""
 
-    def test_fixed_rank(self, client):
+    @pytest.mark.parametrize("sketch_dtype", ["auto", np.float32])
+    def test_fixed_rank(self, client, sketch_dtype):
         A = _matrix((3000, 80), np.float64, seed=4)
         X = da.from_array(A, chunks=(500, 80)).persist()
-        U, s, Vt = truncated_svd(X, 6, n_iter=2, random_state=5)
+        U, s, Vt = truncated_svd(X, 6, n_iter=2, random_state=5, sketch_dtype=sketch_dtype)
         Uc = U.compute()
-        U0, s0, Vt0 = truncated_svd(A, 6, n_iter=2, random_state=5)
-        _assert_same((da.from_array(Uc), s, Vt), (U0, s0, Vt0), np.float64)
+        U0, s0, Vt0 = truncated_svd(A, 6, n_iter=2, random_state=5, sketch_dtype=sketch_dtype)
+        if sketch_dtype == "auto":
+            _assert_same((da.from_array(Uc), s, Vt), (U0, s0, Vt0), np.float64)
+        else:
+            _assert_mixed_same((da.from_array(Uc), s, Vt), (U0, s0, Vt0))
 
     def test_fixed_accuracy_wide(self, client):
         A = _matrix((60, 2000), np.float64, seed=6)
