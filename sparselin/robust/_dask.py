@@ -48,9 +48,10 @@ from ._pcp import (
     MU_BAR_FACTOR,
     RHO,
     STALL_ITERATIONS,
-    SV_GROWTH,
     SV_START,
     SVD_POWER_ITERATIONS,
+    StoppingRule,
+    next_sv,
 )
 
 __all__ = ["robust_pca_dask"]
@@ -320,10 +321,8 @@ def _pcp_core(
     E: Any = None
     sv = min(SV_START, r_max if rank_cap is None else rank_cap)
     history: list[float] = []
-    converged = stalled = False
     n_iter = 0
-    best = math.inf
-    since_best = 0
+    stop = StoppingRule(tol)
     while n_iter < max_iter:
         n_iter += 1
         t = lam / mu
@@ -346,12 +345,7 @@ def _pcp_core(
             U = U.persist()
         s_kept = (s_all[:svp] - dtype.type(threshold)).astype(dtype, copy=False)
         Vt = xp.ascontiguousarray(Vt_all[:svp])
-        if svp < s_all.shape[0] or dense:
-            sv = min(svp + 1, r_max)
-        else:
-            sv = min(svp + max(1, round(SV_GROWTH * r_max)), r_max)
-        if rank_cap is not None:
-            sv = min(sv, rank_cap)
+        sv = next_sv(svp, int(s_all.shape[0]), dense, r_max, rank_cap)
         # Dual step: Z = D - A - E; W <- (W + Z) mu / mu_next.
         mu_next = min(RHO * mu, mu_bar)
         Z = (D - _low_rank(U, s_kept, Vt, D)) - E
@@ -359,23 +353,13 @@ def _pcp_core(
         residual = math.sqrt(float(sq.compute())) / d_norm
         history.append(residual)
         mu = mu_next
-        if not math.isfinite(residual):
-            break
-        if residual <= tol:
-            converged = True
-            break
-        if residual < 0.99 * best:
-            best, since_best = residual, 0
-        else:
-            since_best += 1
-        if mu >= mu_bar and since_best >= STALL_ITERATIONS:
-            stalled = True
+        if stop(residual, mu, mu_bar):
             break
     S = E if observed is None else da.where(observed, E, dtype.type(0))
     L = _low_rank(U, s_kept, Vt, D)
     if not _is_dask(U):
         U = da.from_array(U, chunks=(D.chunks[0], (U.shape[1],)), asarray=False)
-    return L, S, U, s_kept, Vt, n_iter, converged, history, stalled
+    return L, S, U, s_kept, Vt, n_iter, stop.converged, history, stop.stalled
 
 
 def _run_pcp(

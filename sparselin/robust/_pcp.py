@@ -161,6 +161,50 @@ def _dual_step(D, A, E, W, f, xp):
     return squared_norm(Z)
 
 
+def next_sv(svp: int, n_computed: int, dense: bool, r_max: int, rank_cap: int | None) -> int:
+    """How many singular values the next iteration computes (the reference's prediction).
+
+    One more than the ``svp`` values that passed the threshold, or 5 % of ``min(m, n)`` more
+    when every one of the ``n_computed`` values passed it (and a full SVD was not taken).
+    """
+    if svp < n_computed or dense:
+        sv = min(svp + 1, r_max)
+    else:
+        sv = min(svp + max(1, round(SV_GROWTH * r_max)), r_max)
+    return sv if rank_cap is None else min(sv, rank_cap)
+
+
+class StoppingRule:
+    """When the inexact ALM stops: converged, a non-finite residual, or stalled at ``mu_bar``.
+
+    Call it with each iteration's relative residual and the new ``mu``; it returns True to
+    stop and records why in ``converged`` and ``stalled``. A stall is ``STALL_ITERATIONS``
+    iterations at ``mu_bar`` without a 1 % improvement on the best residual so far.
+    """
+
+    def __init__(self, tol: float) -> None:
+        self.tol = tol
+        self.best = math.inf
+        self.since_best = 0
+        self.converged = False
+        self.stalled = False
+
+    def __call__(self, residual: float, mu: float, mu_bar: float) -> bool:
+        if not math.isfinite(residual):
+            return True
+        if residual <= self.tol:
+            self.converged = True
+            return True
+        if residual < 0.99 * self.best:
+            self.best, self.since_best = residual, 0
+        else:
+            self.since_best += 1
+        if mu >= mu_bar and self.since_best >= STALL_ITERATIONS:
+            self.stalled = True
+            return True
+        return False
+
+
 def pcp_core(
     D: Any,
     lam: float,
@@ -221,13 +265,10 @@ def pcp_core(
     G = xp.empty_like(D)
     sv = min(SV_START, r_max if rank_cap is None else rank_cap)
     history: list[float] = []
-    converged = False
     svd_sizes: list[tuple[int, int]] = []
     U = s_kept = Vt = None
     n_iter = 0
-    best = math.inf
-    since_best = 0
-    stalled = False
+    stop = StoppingRule(tol)
     while n_iter < max_iter:
         n_iter += 1
         # S step and the matrix G = D - E + Y / mu whose singular values are thresholded.
@@ -246,32 +287,15 @@ def pcp_core(
             xp.matmul(U * s_kept, Vt, out=A)
         else:
             A.fill(0)
-        # The reference's prediction of the next sv: one more than the count above the
-        # threshold, or 5% of min(m, n) more when every computed value passed it.
-        if svp < s_all.shape[0] or dense:
-            sv = min(svp + 1, r_max)
-        else:
-            sv = min(svp + max(1, round(SV_GROWTH * r_max)), r_max)
-        if rank_cap is not None:
-            sv = min(sv, rank_cap)
+        sv = next_sv(svp, int(s_all.shape[0]), dense, r_max, rank_cap)
         # Dual step: Z = D - A - E; Y <- Y + mu Z, i.e. W <- (W + Z) mu / mu_next.
         mu_next = min(RHO * mu, mu_bar)
         residual = math.sqrt(_dual_step(D, A, E, W, mu / mu_next, xp)) / d_norm
         history.append(residual)
         mu = mu_next
-        if not math.isfinite(residual):
-            break
-        if residual <= tol:
-            converged = True
-            break
-        if residual < 0.99 * best:
-            best, since_best = residual, 0
-        else:
-            since_best += 1
-        if mu >= mu_bar and since_best >= STALL_ITERATIONS:
-            stalled = True
+        if stop(residual, mu, mu_bar):
             break
     S = E
     if observed is not None:
         S = xp.where(observed, E, 0)
-    return PCPOutput(A, S, U, s_kept, Vt, n_iter, converged, history, svd_sizes, stalled)
+    return PCPOutput(A, S, U, s_kept, Vt, n_iter, stop.converged, history, svd_sizes, stop.stalled)
