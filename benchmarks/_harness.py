@@ -715,3 +715,33 @@ def write_json(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def load_cupy() -> tuple[Any, str | None]:
+    """``(cupy, None)`` when CuPy imports and sees a GPU, else ``(None, reason)``.
+
+    The GPU benchmarks call this first so that, without a device, they say why and stop
+    instead of failing on import.
+    """
+    try:
+        import cupy as cp
+    except Exception as exc:
+        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
+    try:
+        n = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
+    if n < 1:
+        return None, "CuPy sees no CUDA device"
+    return cp, None
+
+
+def load_torch_cuda() -> tuple[Any, str | None]:
+    """``(torch, None)`` when a CUDA build of torch sees a GPU, else ``(None, reason)``."""
+    try:
+        import torch
+    except Exception as exc:
+        return None, f"torch does not import ({type(exc).__name__}: {exc})"
+    if not torch.cuda.is_available():
+        return None, "torch has no CUDA support here"
+    return torch, None

@@ -26,18 +26,25 @@ OPTIONAL = {"fbpca pca", "torch svd_lowrank niter=2", "torch svd_lowrank matched
 TIMEOUT_S = 300
 
 
+def _run(script: Path, cwd: Path, *args: str, env: dict[str, str] | None = None):
+    """Run a benchmark script in a subprocess; fail with its output's tail if it fails."""
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
 def test_bench_svd_quick(tmp_path: Path) -> None:
     # One test, not one per check: under pytest-xdist a module-scoped fixture would run the
     # benchmark once per worker.
     out = tmp_path / "svd.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    proc = _run(SCRIPT, tmp_path, "--quick", "--json", str(out))
     run = (json.loads(out.read_text()), proc.stdout + proc.stderr)
     check_both_thread_settings_recorded(run)
     check_openblas_warning_matches_threadpool_info(run)
@@ -209,14 +216,7 @@ def test_bench_rpca_quick(tmp_path: Path) -> None:
     # about 15 s of CPU on two cores. Accuracy metrics are checked, timings are not.
     pytest.importorskip("tensorly")
     out = tmp_path / "rpca.json"
-    proc = subprocess.run(
-        [sys.executable, str(RPCA_SCRIPT), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _run(RPCA_SCRIPT, tmp_path, "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "rpca" and data["quick"] is True
     assert [s["threads"] for s in data["thread_settings"]] == ["default", "1"]
@@ -249,14 +249,7 @@ def test_bench_concat_quick(tmp_path: Path) -> None:
     # settings; checks the structure and the accuracy metrics, never the timings.
     out = tmp_path / "concat.json"
     script = SCRIPT.parent / "bench_concat.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    proc = _run(script, tmp_path, "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "concat" and data["quick"] is True
     rows = data["rows"]
@@ -291,14 +284,7 @@ def test_bench_sbl_quick(tmp_path: Path) -> None:
     # measurements (simulated from the physical channel) equal the Kronecker dictionary times
     # the angle-domain channel, to rounding; KroSBL-SVD recovers that channel at 20 dB.
     out = tmp_path / "sbl.json"
-    proc = subprocess.run(
-        [sys.executable, str(SBL_SCRIPT), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _run(SBL_SCRIPT, tmp_path, "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "sbl" and data["quick"] is True
     rows = data["rows"]
@@ -318,15 +304,9 @@ def test_bench_compress_quick(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers")
     out = tmp_path / "compress.json"
     script = SCRIPT.parent / "bench_compress.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    _run(
+        script, tmp_path, "--quick", "--json", str(out), env={**os.environ, "HF_HUB_OFFLINE": "1"}
     )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     data = json.loads(out.read_text())
     assert data["benchmark"] == "compress" and data["quick"] is True
     rows = data["rows"]
@@ -348,14 +328,7 @@ def test_bench_recovery_convex_quick(tmp_path: Path) -> None:
     # objective with a certified duality gap (peers that are not installed fail as rows).
     out = tmp_path / "recovery.json"
     script = SCRIPT.parent / "bench_recovery.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--part", "convex", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _run(script, tmp_path, "--quick", "--part", "convex", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "recovery" and data["quick"] is True
     ours = [r for r in data["rows"] if r["name"].startswith("sparselin")]
@@ -375,14 +348,7 @@ def test_bench_wht_quick(tmp_path: Path) -> None:
     # rows against their planted spectra (timings are not checked).
     out = tmp_path / "wht.json"
     script = SCRIPT.parent / "bench_wht.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _run(script, tmp_path, "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "wht" and data["quick"] is True
     assert [s["threads"] for s in data["thread_settings"]] == ["default", "1"]
@@ -477,14 +443,7 @@ def test_bench_dask_quick(tmp_path: Path) -> None:
     pytest.importorskip("zarr")
     out = tmp_path / "dask.json"
     script = SCRIPT.parent / "bench_dask.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--json", str(out)],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    _run(script, tmp_path, "--quick", "--json", str(out))
     data = json.loads(out.read_text())
     assert data["benchmark"] == "dask" and data["quick"] is True
     assert [s["threads"] for s in data["thread_settings"]] == ["default", "1"]

@@ -37,6 +37,7 @@ from _harness import (
     add_common_arguments,
     environment,
     format_environment,
+    load_cupy,
     measure,
     openblas_warning,
     print_table,
@@ -45,21 +46,6 @@ from _harness import (
 )
 
 TARGET_VS_SPAMS = 20.0
-
-
-def _load_cupy() -> tuple[Any, str | None]:
-    """Return (cupy, None) when CuPy imports and sees a GPU, else (None, reason)."""
-    try:
-        import cupy as cp
-    except Exception as exc:
-        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
-    try:
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        return None, f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
-    if n < 1:
-        return None, "CuPy sees no CUDA device"
-    return cp, None
 
 
 def _spams() -> tuple[Any, str | None]:
@@ -123,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cpu", action="store_true", help="leave out the CPU rows")
     args = parser.parse_args(argv)
 
-    cp, why = _load_cupy()
+    cp, why = load_cupy()
     if cp is None:
         print(
             f"bench_recovery_gpu: nothing to measure, this benchmark needs CuPy and an "

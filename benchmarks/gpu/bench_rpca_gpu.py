@@ -38,27 +38,12 @@ from _harness import (
     environment,
     format_environment,
     limit_threads,
+    load_cupy,
     measure,
     print_table,
     write_json,
 )
 from bench_rpca import pcp_problem, rel_err, synthetic_video, video_metrics
-
-
-def _load_cupy() -> tuple[Any, str | None]:
-    """Return (cupy, None) when CuPy imports and sees a GPU, else (None, reason)."""
-    try:
-        import cupy as cp
-    except Exception as exc:
-        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
-    try:
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        return None, f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
-    if n < 1:
-        return None, "CuPy sees no CUDA device"
-    return cp, None
-
 
 COLUMNS = [
     Column("name", "method"),
@@ -83,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--part", choices=("all", "pcp", "video"), default="all")
     args = parser.parse_args(argv)
 
-    cp, why = _load_cupy()
+    cp, why = load_cupy()
     if cp is None:
         print(f"bench_rpca_gpu: skipped, this benchmark needs CuPy and an NVIDIA GPU: {why}")
         return 2

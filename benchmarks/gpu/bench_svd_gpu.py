@@ -36,35 +36,12 @@ from _harness import (
     environment,
     format_environment,
     limit_threads,
+    load_cupy,
+    load_torch_cuda,
     measure,
     print_table,
     write_json,
 )
-
-
-def _load_cupy() -> tuple[Any, str | None]:
-    """Return (cupy, None) when CuPy imports and sees a GPU, else (None, reason)."""
-    try:
-        import cupy as cp
-    except Exception as exc:
-        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
-    try:
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        return None, f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
-    if n < 1:
-        return None, "CuPy sees no CUDA device"
-    return cp, None
-
-
-def _load_torch_cuda() -> tuple[Any, str | None]:
-    try:
-        import torch
-    except Exception as exc:
-        return None, f"torch does not import ({type(exc).__name__}: {exc})"
-    if not torch.cuda.is_available():
-        return None, "torch has no CUDA support here"
-    return torch, None
 
 
 def spectrum(decay: str, r: int) -> np.ndarray:
@@ -116,11 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    cp, why = _load_cupy()
+    cp, why = load_cupy()
     if cp is None:
         print(f"bench_svd_gpu: skipped, this benchmark needs CuPy and an NVIDIA GPU: {why}")
         return 2
-    torch, torch_why = _load_torch_cuda()
+    torch, torch_why = load_torch_cuda()
 
     import sparselin
 

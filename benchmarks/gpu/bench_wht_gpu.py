@@ -45,6 +45,8 @@ from _harness import (
     environment,
     format_environment,
     limit_threads,
+    load_cupy,
+    load_torch_cuda,
     measure,
     print_table,
     write_json,
@@ -52,31 +54,6 @@ from _harness import (
 
 TARGET_GBPS = 1500.0  # float32 rows of length <= 2**12 (issue 16)
 TARGET_MAX_LOG = 12
-
-
-def _load_cupy() -> tuple[Any, str | None]:
-    """Return (cupy, None) when CuPy imports and sees a GPU, else (None, reason)."""
-    try:
-        import cupy as cp
-    except Exception as exc:
-        return None, f"CuPy does not import ({type(exc).__name__}: {exc})"
-    try:
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        return None, f"CuPy sees no CUDA device ({type(exc).__name__}: {exc})"
-    if n < 1:
-        return None, "CuPy sees no CUDA device"
-    return cp, None
-
-
-def _load_torch_cuda() -> tuple[Any, str | None]:
-    try:
-        import torch
-    except Exception as exc:
-        return None, f"torch does not import ({type(exc).__name__}: {exc})"
-    if not torch.cuda.is_available():
-        return None, "torch has no CUDA support here"
-    return torch, None
 
 
 def _load_dao() -> tuple[Any, str | None]:
@@ -117,11 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    cp, why = _load_cupy()
+    cp, why = load_cupy()
     if cp is None:
         print(f"bench_wht_gpu: skipped, this benchmark needs CuPy and an NVIDIA GPU: {why}")
         return 2
-    torch, torch_why = _load_torch_cuda()
+    torch, torch_why = load_torch_cuda()
     dao, dao_why = _load_dao() if torch is not None else (None, torch_why)
 
     from sparselin.transforms import fwht
