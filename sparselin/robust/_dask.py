@@ -53,6 +53,7 @@ from ._pcp import (
     StoppingRule,
     next_sv,
 )
+from ._rsvddpd import orthonormal_triplets, sorted_signed
 
 __all__ = ["robust_pca_dask"]
 
@@ -824,22 +825,14 @@ def _rsvddpd_core(
                 sweeps_converged = True
                 break
         converged &= sweeps_converged
-        Qa, Ra = np.linalg.qr(U * s.astype(dtype)[None, :])
-        Qb, Rb = np.linalg.qr(V)
-        u2, s2, v2t = np.linalg.svd(Ra @ Rb.T)
-        U, V, s = Qa @ u2, Qb @ v2t.T, np.asarray(s2, dtype=float)
+        U, V, s = orthonormal_triplets(U, s, V, dtype, np)
 
     X = R.X
     if half_alpha > 0.0:
         weights = da.exp(-half_alpha * (X * X)).astype(dtype).rechunk(M.chunks)
     else:
         weights = da.ones(M.shape, chunks=M.chunks, dtype=dtype)
-    order = np.argsort(-s, kind="stable")
-    U, V, s = U[:, order], V[:, order], s[order]
-    pivot = U[np.argmax(np.abs(U), axis=0), np.arange(rank)]
-    flip = np.where(pivot < 0, -1.0, 1.0).astype(dtype)
-    U = U * flip[None, :]
-    V = V * flip[None, :]
+    U, V, s = sorted_signed(U, V, s, dtype, np)
     s_out = np.asarray(s * scale, dtype=dtype)
     return U, s_out, np.ascontiguousarray(V.T), weights, n_iter, bool(converged)
 

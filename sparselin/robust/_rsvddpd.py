@@ -352,12 +352,7 @@ def _rsvddpd_core(
                 sweeps_converged = True
                 break
         converged &= sweeps_converged
-        # Orthonormal triplets of the fitted U diag(s) V^T: QR of both factors and the SVD of
-        # the small rank-by-rank core (sorted, exactly orthonormal, same matrix).
-        Qa, Ra = xp.linalg.qr(U * xp.asarray(s, dtype=dtype)[None, :])
-        Qb, Rb = xp.linalg.qr(V)
-        u2, s2, v2t = xp.linalg.svd(Ra @ Rb.T)
-        U, V, s = Qa @ u2, Qb @ v2t.T, np.asarray(to_numpy(s2), dtype=float)
+        U, V, s = orthonormal_triplets(U, s, V, dtype, xp)
 
     # Weights of the whole fit: X now holds the scaled residual M / scale - U S V^T.
     if half_alpha > 0.0:
@@ -365,13 +360,28 @@ def _rsvddpd_core(
     else:
         weights = xp.ones_like(M)
 
+    U, V, s = sorted_signed(U, V, s, dtype, xp)
+    s_out = xp.asarray(s * scale, dtype=dtype)
+    return RSVDDPDResult(U, s_out, xp.ascontiguousarray(V.T), weights, n_iter, bool(converged))
+
+
+def orthonormal_triplets(U: Any, s: Any, V: Any, dtype: Any, xp: Any) -> tuple[Any, Any, Any]:
+    """Orthonormal triplets of the fitted ``U diag(s) V^T`` after the backfitting sweeps.
+
+    QR of both factors and the SVD of the small rank-by-rank core: exactly orthonormal
+    factors of the same matrix; ``s`` comes back as a host float64 array.
+    """
+    Qa, Ra = xp.linalg.qr(U * xp.asarray(s, dtype=dtype)[None, :])
+    Qb, Rb = xp.linalg.qr(V)
+    u2, s2, v2t = xp.linalg.svd(Ra @ Rb.T)
+    return Qa @ u2, Qb @ v2t.T, np.asarray(to_numpy(s2), dtype=float)
+
+
+def sorted_signed(U: Any, V: Any, s: np.ndarray, dtype: Any, xp: Any) -> tuple[Any, Any, Any]:
+    """Triplets in decreasing order of ``s``, each left vector's largest entry positive."""
     order = np.argsort(-s, kind="stable")
     idx = xp.asarray(order)
     U, V, s = U[:, idx], V[:, idx], s[order]
-    # Sign convention: the largest-magnitude entry of each left vector is positive.
-    pivot = U[xp.argmax(xp.abs(U), axis=0), xp.arange(rank)]
+    pivot = U[xp.argmax(xp.abs(U), axis=0), xp.arange(U.shape[1])]
     flip = xp.where(pivot < 0, -1.0, 1.0).astype(dtype)
-    U *= flip[None, :]
-    V *= flip[None, :]
-    s_out = xp.asarray(s * scale, dtype=dtype)
-    return RSVDDPDResult(U, s_out, xp.ascontiguousarray(V.T), weights, n_iter, bool(converged))
+    return U * flip[None, :], V * flip[None, :], s
