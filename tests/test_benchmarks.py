@@ -360,6 +360,9 @@ def test_bench_wht_quick(tmp_path: Path) -> None:
     assert any(r["name"] == "memory copy bandwidth" and r["GB/s"] > 0 for r in rows)
     targets = [r for r in rows if r["part"] == "target"]
     assert len(targets) == len(dense) and all(isinstance(r["met"], bool) for r in targets)
+    paired = [r for r in rows if r["name"] == "paired: numpy / sparselin"]
+    assert len(paired) == len(dense) and all(r["ratio"] > 0 for r in paired)
+    assert all(r["measured"] == "paired" for r in targets)
     grid = [r for r in rows if r["part"] == "sparse_grid"]
     assert {r["threads"] for r in grid} == {"default", "1"}
     for r in grid:  # exact support (and values when noiseless) in every trial

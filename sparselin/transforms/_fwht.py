@@ -90,7 +90,9 @@ def fwht(
 
     On the CPU the transform runs in Numba kernels, cache-blocked (all stages of each
     32 KiB block at once, then radix-8 passes for the longer strides) and parallel over the
-    batch, or within a transform when there are fewer transforms than threads. On the GPU
+    batch, or within a transform when there are fewer transforms than threads, on
+    ``numba.get_num_threads()`` threads that claim chunks of work as they come free (no
+    BLAS, and no pass waits for a thread that the OS has not scheduled yet). On the GPU
     (CuPy input) it runs in the CUDA kernels of ``cuda/fwht.cu``: one shared-memory pass for
     rows of up to 32 KiB, then radix-8 passes over global memory for longer ones.
 
@@ -247,9 +249,9 @@ def _may_share(a: Any, b: Any, xp: types.ModuleType) -> bool:
 def _transform_cpu(rows: np.ndarray, m: int, k: int, scale: float, gather: Any) -> None:
     real, w = _real_view(rows)
     s = real.dtype.type(scale)
-    if gather is not None:
-        _kernels.permute_rows(real, gather, w)
     threads = numba.get_num_threads()
+    if gather is not None:
+        _kernels.permute_rows(real, gather, w, threads)
     block = _BLOCK_BYTES // real.itemsize
     if m == 1:
         _kernels.transform_rows(real, w, s, block, threads)
@@ -260,7 +262,7 @@ def _transform_cpu(rows: np.ndarray, m: int, k: int, scale: float, gather: Any) 
     if k > 0:
         _kernels.transform_rows(chunks, w, s, block, threads)
         s = real.dtype.type(1)
-    _kernels.apply_factor(real, hadamard_factor(m), s)
+    _kernels.apply_factor(real, hadamard_factor(m), s, threads)
 
 
 # ------------------------------------------------------------------------------------ GPU

@@ -18,6 +18,12 @@ Structure (FFHT's "greedy merged recursive" design, [FFHT] in the research notes
 The stages of a Walsh-Hadamard transform commute (it is a Kronecker product of 2 x 2
 factors), which is what allows any grouping of them.
 
+Threads: a batch is shared out by rows, a single long row first by blocks, then by spans of
+each strided pass. The kernels are serial ``nogil`` functions over a range of such units, run
+in chunks by ``_pool.run_chunks`` rather than as ``prange`` loops: a fork-join loop waits for
+every thread of the pool at its end, so on a machine whose cores are busy with other work a
+transform cost a scheduler time slice per pass (see ``_pool`` for the measurements).
+
 The helpers are plain ``@jit`` functions, not ``inline="always"``: inlining them at Numba's
 level made the first compilation 4x slower (93 s against 22 s for the float64 kernels on a
 loaded machine) for no run-time gain that stood out of the noise; LLVM inlines them anyway.
@@ -25,10 +31,10 @@ loaded machine) for no run-time gain that stood out of the noise; LLVM inlines t
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .._numba import jit
+from ._pool import run_chunks
 
 __all__ = [
     "apply_factor",
@@ -40,6 +46,9 @@ __all__ = [
 _SPAN = 2048
 # Arrays of fewer reals than this (8 MiB of float64) are transformed on one thread.
 PARALLEL_MIN = 1 << 20
+# Chunks per thread of a parallel loop: enough for a thread that starts late to find work
+# left, few enough that the bookkeeping between chunks stays negligible.
+CHUNKS_PER_THREAD = 8
 
 
 @jit
@@ -242,83 +251,105 @@ def _row(x, w, s, block):
 
 
 @jit
-def _rows_serial(a, w, s, block):
-    for r in range(a.shape[0]):
+def _rows_range(a, w, s, block, r0, r1):
+    # Rows r0 .. r1 - 1, each transformed whole.
+    for r in range(r0, r1):
         _row(a[r], w, s, block)
 
 
-@jit(parallel=True)
-def _rows_parallel(a, w, s, block):
-    for r in numba.prange(a.shape[0]):
-        _row(a[r], w, s, block)
-
-
-@jit(parallel=True)
-def _rows_long(a, w, s, block):
-    # Few long rows: parallel over the blocks, then over spans of each strided pass.
-    n_rows, length = a.shape
-    b = min(length, block)
-    per_row = length // b
-    for u in numba.prange(n_rows * per_row):
+@jit
+def _blocks_range(a, w, s, b, u0, u1):
+    # Blocks u0 .. u1 - 1 of b reals (numbered row-major over all rows): every stage with a
+    # stride below b, on the block while it sits in L1.
+    per_row = a.shape[1] // b
+    for u in range(u0, u1):
         r = u // per_row
-        _block(a[r], (u % per_row) * b, b, w, s)
-    h = b
-    while h < length:
-        rad = _radix(h, length)
-        span = min(h, _SPAN)
-        per_group = h // span
-        groups = length // (rad * h)
-        units = groups * per_group
-        for u in numba.prange(n_rows * units):
-            r = u // units
-            rem = u % units
-            j0 = (rem // per_group) * rad * h + (rem % per_group) * span
-            x = a[r]
-            if rad == 8:
-                _span8(x, j0, span, h)
-            elif rad == 4:
-                _span4(x, j0, span, h)
-            else:
-                _span2(x, j0, span, h)
-        h *= rad
+        lo = (u % per_row) * b
+        _block(a[r], lo, b, w, s)
+
+
+@jit
+def _spans_range(a, h, rad, span, u0, u1):
+    # Units u0 .. u1 - 1 of one radix-`rad` pass at stride h over long rows, each unit `span`
+    # butterflies, numbered row-major.
+    length = a.shape[1]
+    per_group = h // span
+    units = (length // (rad * h)) * per_group
+    for u in range(u0, u1):
+        x = a[u // units]
+        rem = u % units
+        j0 = (rem // per_group) * rad * h + (rem % per_group) * span
+        if rad == 8:
+            _span8(x, j0, span, h)
+        elif rad == 4:
+            _span4(x, j0, span, h)
+        else:
+            _span2(x, j0, span, h)
+
+
+def _chunked(kernel, units: int, threads: int, args: tuple) -> None:
+    """``kernel(*args, u0, u1)`` over ``range(units)``, cut into chunks for run_chunks."""
+    if units <= 0:
+        return
+    n_chunks = 1 if threads <= 1 else min(units, CHUNKS_PER_THREAD * threads)
+    step = -(-units // n_chunks)
+    n_chunks = -(-units // step)
+
+    def chunk(i: int) -> None:
+        kernel(*args, i * step, min(units, (i + 1) * step))
+
+    run_chunks(chunk, n_chunks, threads)
 
 
 def transform_rows(a: np.ndarray, w: int, scale, block: int, threads: int) -> None:
     """Transform each row of the C-contiguous real 2-D ``a`` in place (``w`` reals per point).
 
     ``scale`` must have ``a``'s dtype (a float64 scale would promote float32 arithmetic).
-    ``threads`` is the number of Numba threads available; work under ``PARALLEL_MIN`` reals
-    stays serial: a fork-join of the thread pool per pass costs more than it saves there, and
-    far more on a machine whose cores are busy (measured on a loaded 2-core machine with
-    Numba's OpenMP layer: one 2**18-point float64 transform took 24 ms on two threads against
-    0.5 ms on one, 2**20 points 32 ms against 2.2 ms; at 2**22 still 48 ms against 15 ms).
+    ``threads`` is the number of threads available; work under ``PARALLEL_MIN`` reals stays
+    on one thread. Parallel work runs through :func:`run_chunks`, which never waits for a
+    thread that has not started (see ``_pool``): many rows are shared out by rows; a few long
+    rows by blocks, then by spans of each strided pass.
     """
     n_rows, length = a.shape
     if n_rows == 0 or length <= w:
         if scale != 1 and a.size:
             a *= scale
         return
-    if threads <= 1 or a.size < PARALLEL_MIN:
-        _rows_serial(a, w, scale, block)
-    elif n_rows >= threads and length <= 16 * block:
-        _rows_parallel(a, w, scale, block)
-    else:
-        _rows_long(a, w, scale, block)
+    if a.size < PARALLEL_MIN:
+        threads = 1
+    if n_rows >= CHUNKS_PER_THREAD * threads and length <= 16 * block:
+        # Rows that fit L2: each is done whole by one thread.
+        _chunked(_rows_range, n_rows, threads, (a, w, scale, block))
+        return
+    b = min(length, block)
+    _chunked(_blocks_range, n_rows * (length // b), threads, (a, w, scale, b))
+    # The stages beyond the block: radix-8 passes over the whole rows, each split into spans.
+    # (Gathering strips of columns of the (length / b, b) view into an L2 buffer, to do all
+    # these stages in one trip through memory, was measured 2-10x slower than these passes at
+    # 2**22 on one thread: the kernels are compute-bound there, the array fits the L3 cache.)
+    h = b
+    while h < length:
+        rad = 8 if 8 * h <= length else (4 if 4 * h <= length else 2)
+        span = min(h, _SPAN)
+        units = n_rows * (length // (rad * h)) * (h // span)
+        _chunked(_spans_range, units, threads, (a, h, rad, span))
+        h *= rad
 
 
-@jit(parallel=True)
-def _factor_kernel(a, A, m, s):
+@jit
+def _factor_range(a, A, m, s, u0, u1):
     # a: (rows, m * chunk) reals; each column j of the (m, chunk) view becomes s * A @ col.
+    # Units u0 .. u1 - 1 are tiles of 64 columns, numbered row-major.
     n_rows, length = a.shape
     chunk = length // m
     tile = 64
     tiles = (chunk + tile - 1) // tile
-    for u in numba.prange(n_rows * tiles):
+    buf = np.empty((m, tile), dtype=a.dtype)
+    for u in range(u0, u1):
         r = u // tiles
         j0 = (u % tiles) * tile
         j1 = min(j0 + tile, chunk)
         x = a[r]
-        buf = np.empty((m, tile), dtype=a.dtype)
         for i in range(m):
             for j in range(j0, j1):
                 buf[i, j - j0] = x[i * chunk + j] * s
@@ -330,17 +361,20 @@ def _factor_kernel(a, A, m, s):
                 x[i * chunk + j] = acc
 
 
-def apply_factor(a: np.ndarray, A: np.ndarray, scale) -> None:
+def apply_factor(a: np.ndarray, A: np.ndarray, scale, threads: int) -> None:
     """``row <- scale * (A kron I) row`` for each row of the C-contiguous real 2-D ``a``."""
-    if a.size:
-        _factor_kernel(a, A.astype(a.dtype), A.shape[0], scale)
+    if not a.size:
+        return
+    m = A.shape[0]
+    tiles = (a.shape[1] // m + 63) // 64
+    threads = 1 if a.size < PARALLEL_MIN else threads
+    _chunked(_factor_range, a.shape[0] * tiles, threads, (a, A.astype(a.dtype), m, scale))
 
 
-@jit(parallel=True)
-def _permute_kernel(a, g, w):
-    n_rows, length = a.shape
-    n = length // w
-    for r in numba.prange(n_rows):
+@jit
+def _permute_range(a, g, w, r0, r1):
+    n = a.shape[1] // w
+    for r in range(r0, r1):
         x = a[r]
         tmp = x.copy()
         for q in range(n):
@@ -349,6 +383,7 @@ def _permute_kernel(a, g, w):
                 x[q * w + e] = tmp[src + e]
 
 
-def permute_rows(a: np.ndarray, gather: np.ndarray, w: int) -> None:
+def permute_rows(a: np.ndarray, gather: np.ndarray, w: int, threads: int) -> None:
     """``row[q] <- row[gather[q]]`` (points of ``w`` reals) for each row of ``a``, in place."""
-    _permute_kernel(a, gather, w)
+    threads = 1 if a.size < PARALLEL_MIN else threads
+    _chunked(_permute_range, a.shape[0], threads, (a, gather, w))

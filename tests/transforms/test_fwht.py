@@ -357,13 +357,22 @@ def _numpy_butterflies(x):
 
 @pytest.mark.parametrize(
     ("shape", "threads"),
-    [((256, 4096), 2), ((1, 1 << 20), 2), ((3, 1 << 19), 8), ((64, 1 << 15), 4), ((5, 64), 1)],
+    [
+        ((256, 4096), 2),
+        ((1, 1 << 20), 2),
+        ((3, 1 << 19), 8),
+        ((64, 1 << 15), 4),
+        ((5, 64), 1),
+        ((1, 1 << 20), 1),
+        ((40, 1 << 15), 2),
+    ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.complex128])
 def test_every_cpu_kernel_path_agrees(shape, threads, dtype, rng):
-    # transform_rows picks serial, parallel-over-rows or parallel-within-rows kernels by the
-    # thread count and the sizes (parallel from PARALLEL_MIN reals on); each must give the
-    # transform (blocks of 1024 reals here, so that the strided passes beyond the block run).
+    # transform_rows picks whole rows per chunk, or blocks then spans of the strided passes,
+    # by the thread count and the sizes (parallel from PARALLEL_MIN reals on); each must give
+    # the transform (blocks of 1024 reals here, so that the strided passes beyond the block
+    # run, with radix 8, 4 and 2).
     from sparselin.transforms import _kernels
     from sparselin.transforms._fwht import _real_view
 
@@ -373,3 +382,118 @@ def test_every_cpu_kernel_path_agrees(shape, threads, dtype, rng):
     _kernels.transform_rows(real, w, real.dtype.type(0.5), 1024, threads)
     ref = 0.5 * _numpy_butterflies(x.astype(np.complex128))
     np.testing.assert_allclose(a, ref, atol=_tol(dtype) * 10 * np.abs(ref).max())
+
+
+def test_run_chunks_runs_each_chunk_once_and_reraises():
+    import threading
+
+    from sparselin.transforms._pool import run_chunks
+
+    for threads in (1, 2, 4):
+        seen = []
+        lock = threading.Lock()
+
+        def record(i, seen=seen, lock=lock):
+            with lock:
+                seen.append(i)
+
+        run_chunks(record, 37, threads)
+        assert sorted(seen) == list(range(37))
+
+    def fail(i):
+        if i == 5:
+            raise ZeroDivisionError("chunk 5")
+
+    with pytest.raises(ZeroDivisionError, match="chunk 5"):
+        run_chunks(fail, 64, 2)
+    run_chunks(lambda i: None, 8, 2)  # the helpers survive a failed job
+
+
+def test_run_chunks_in_a_forked_child():
+    # A forked child (dask/multiprocessing workers) has none of the parent's helper threads:
+    # the pool is rebuilt there instead of queueing work for threads that do not exist.
+    import multiprocessing
+
+    from sparselin.transforms._pool import run_chunks
+
+    run_chunks(lambda i: None, 8, 2)  # the parent's pool exists before the fork
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        seen, helper_ran = pool.apply(_chunks_in_child)
+    assert seen == list(range(40)) and helper_ran
+
+
+def _chunks_in_child():
+    import threading
+
+    from sparselin.transforms._pool import run_chunks
+
+    seen, lock, started = [], threading.Lock(), threading.Event()
+
+    def record(i):
+        # the caller's chunks wait (up to 5 s) for a helper thread to take one
+        if threading.current_thread().name.startswith("sparselin-fwht"):
+            started.set()
+        else:
+            started.wait(5)
+        with lock:
+            seen.append(i)
+
+    run_chunks(record, 40, 2)
+    return sorted(seen), started.is_set()
+
+
+def test_run_chunks_does_not_wait_for_busy_helpers():
+    # A helper held up elsewhere (here: blocked inside another caller's chunk) must not hold
+    # a second caller: it does every chunk itself and returns while the helper is still busy.
+    import threading
+
+    from sparselin.transforms._pool import run_chunks
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def block(i):
+        # The caller's chunks wait until a helper has claimed one, which then blocks.
+        if threading.current_thread().name.startswith("sparselin-fwht"):
+            started.set()
+            release.wait(10)
+        else:
+            started.wait(10)
+
+    first = threading.Thread(target=run_chunks, args=(block, 64, 2))
+    first.start()
+    try:
+        assert started.wait(10)
+        done = []
+        second = threading.Thread(target=run_chunks, args=(done.append, 16, 2))
+        second.start()
+        second.join(5)
+        assert not second.is_alive() and sorted(done) == list(range(16))
+    finally:
+        release.set()
+        first.join(10)
+    assert not first.is_alive()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_permutation_and_factor_paths(threads, rng):
+    # Arrays above PARALLEL_MIN reals: the input permutation of the sequency order and the
+    # m x m factor of the m * 2**k lengths run in chunks on several threads too.
+    import numba
+
+    from sparselin.transforms._hadamard_orders import input_permutation
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        x = rng.standard_normal((64, 1 << 14)).astype(np.float32)
+        gather = input_permutation("sequency", 14)
+        ref = _numpy_butterflies(x[:, gather].astype(np.float64))
+        np.testing.assert_allclose(fwht(x, order="sequency"), ref, atol=1e-4 * np.abs(ref).max())
+        z = _random(rng, (24, 12 * 4096), np.complex128)
+        blocks = _numpy_butterflies(z.reshape(24 * 12, 4096)).reshape(24, 12, 4096)
+        ref = np.einsum("ij,rjk->rik", hadamard_factor(12).astype(float), blocks).reshape(24, -1)
+        np.testing.assert_allclose(fwht(z), ref, atol=1e-12 * np.abs(ref).max())
+    finally:
+        numba.set_num_threads(previous)
