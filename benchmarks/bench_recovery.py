@@ -103,22 +103,6 @@ def bench_omp(args: argparse.Namespace) -> list[dict[str, Any]]:
                 max_seconds=args.max_seconds,
                 metrics=recovery,
             ),
-            measure(
-                "sparselin omp f64",
-                lambda: omp(A, Y, n_nonzero=s),
-                case=case,
-                repeat=args.repeat,
-                max_seconds=args.max_seconds,
-                metrics=recovery,
-            ),
-            measure(
-                "sparselin omp f32",
-                lambda: omp(A32, Y32, n_nonzero=s),
-                case=case,
-                repeat=args.repeat,
-                max_seconds=args.max_seconds,
-                metrics=recovery,
-            ),
         ]
 
         def spams_omp():
@@ -126,15 +110,17 @@ def bench_omp(args: argparse.Namespace) -> list[dict[str, Any]]:
 
             return spams.omp(np.asfortranarray(Y), np.asfortranarray(A), L=s).toarray()
 
-        rows.append(
-            measure(
-                "spams omp",
-                spams_omp,
-                case=case,
-                repeat=args.repeat,
-                max_seconds=args.max_seconds,
-                metrics=recovery,
-            )
+        # sparselin and SPAMS (the ratio that has a target) alternate round-robin, so that
+        # load from other processes and the thread pools each one leaves spinning hit both.
+        rows += _alternating(
+            {
+                "sparselin omp f64": lambda: omp(A, Y, n_nonzero=s),
+                "sparselin omp f32": lambda: omp(A32, Y32, n_nonzero=s),
+                "spams omp": spams_omp,
+            },
+            args.repeat,
+            recovery,
+            case=case,
         )
         return rows
 
@@ -145,6 +131,7 @@ def bench_omp(args: argparse.Namespace) -> list[dict[str, Any]]:
             Column("threads", "threads"),
             Column("name", "method"),
             Column("time", "time"),
+            Column("time_median", "median"),
             Column("quality", "quality"),
         ],
         baselines={"vs sklearn": "sklearn orthogonal_mp", "vs spams": "spams omp"},
@@ -583,6 +570,66 @@ _AUTHORS_V10 = {
 }
 
 
+# Exp. III (the authors' Fig. 3, research notes A.8.3): (loss, m) -> {weight: (median error,
+# success fraction)} at each curve's best lam on 10^(-6:0.2:2), 30 trials.
+_AUTHORS_III = {
+    ("sqrt_lasso", 35): {1.0: (0.587, 0.37), 1e-3: (2.1e-3, 0.80)},
+    ("sqrt_lasso", 40): {1.0: (5.05e-3, 0.53), 1e-3: (1.44e-3, 0.97)},
+    ("lasso", 40): {1.0: (1.52e-3, 0.67), 1e-3: (1.52e-3, 0.67)},
+}
+
+
+def _experiment_iii(rng, trials: int) -> list[dict[str, Any]]:
+    """Weights from partial support knowledge, as in the authors' ``Fig_3_data.m``.
+
+    ``A = randn(m, N) / sqrt(m)`` measures ``x`` (s = 10 N(0, 1) entries at the first s
+    indices of a random permutation), noise ``1e-3 randn(m)`` (not normalised), and the
+    greedy run (columns normalised inside) gets weight ``w`` on the first s/2 indices of that
+    permutation (half the support, "smaller" oracle), 1 elsewhere; 30 iterations. The
+    authors report each curve's best lam of the grid ``10^(-6:0.2:2)``: the grid here is its
+    part around the optimum of each loss. Success: relative error below 1e-2.
+    """
+    N, s = 500, 10
+    grids = {
+        "sqrt_lasso": 10.0 ** np.arange(-1.4, -0.19, 0.2),  # 0.04 ... 0.63, includes 0.251
+        "lasso": 10.0 ** np.arange(-3.4, -1.39, 0.2),  # 4e-4 ... 4e-2
+    }
+    rows = []
+    for (loss, m), ref in _AUTHORS_III.items():
+        grid = grids[loss]
+        err = {w: np.zeros((trials, grid.size)) for w in ref}
+        for t in range(trials):
+            A = rng.standard_normal((m, N)) / np.sqrt(m)
+            perm = rng.permutation(N)
+            x = np.zeros(N)
+            x[perm[:s]] = rng.standard_normal(s)
+            y = A @ x + 1e-3 * rng.standard_normal(m)
+            for wv in ref:
+                w = np.ones(N)
+                w[perm[: s // 2]] = wv
+                for i, lam in enumerate(grid):
+                    res = loss_omp(A, y, loss=loss, penalty="l1", lam=lam, weights=w, n_nonzero=30)
+                    err[wv][t, i] = _err(res.coef, x)
+        for wv, (a_med, a_ok) in ref.items():
+            med = np.median(err[wv], axis=0)
+            best = int(med.argmin())
+            ok = float(np.mean(err[wv][:, best] < 1e-2))
+            fixed = ""
+            if loss == "sqrt_lasso":
+                i251 = int(np.argmin(np.abs(grid - 0.251)))
+                fixed = f"; at lam 0.251: success {np.mean(err[wv][:, i251] < 1e-2):.2f}"
+            rows.append(
+                {
+                    "experiment": "III",
+                    "setting": f"{loss}-l1 m={m}, w={wv:g} on s/2 ({trials} trials)",
+                    "ours": f"best lam {grid[best]:.3g}: median err {med[best]:.3g}, "
+                    f"success {ok:.2f}{fixed}",
+                    "authors": f"median err {a_med:.3g}, success {a_ok:.2f}",
+                }
+            )
+    return rows
+
+
 def bench_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
     trials = 3 if args.quick else args.trials
     rows: list[dict[str, Any]] = []
@@ -670,26 +717,7 @@ def bench_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
             }
         )
 
-    # Exp. III: weights from partial support knowledge, SR-l1, m = 40, N = 500, s = 10.
-    ok = {1.0: [], 1e-3: []}
-    for _ in range(trials):
-        A, x, y = _model(rng, 40, 500, 10, 1e-3, unit_noise=False)
-        sup = np.flatnonzero(x)[:5]
-        for wv in ok:
-            w = np.ones(500)
-            w[sup] = wv
-            res = loss_omp(
-                A, y, loss="sqrt_lasso", penalty="l1", lam=0.25, weights=w, n_nonzero=30
-            )
-            ok[wv].append(_err(res.coef, x) < 1e-2)
-    rows.append(
-        {
-            "experiment": "III",
-            "setting": "sr-l1 m=40, lam=0.25, w=1e-3 on s/2",
-            "ours": f"success {np.mean(ok[1e-3]):.2f} (unweighted {np.mean(ok[1.0]):.2f})",
-            "authors": "success 0.97 (unweighted 0.53)",
-        }
-    )
+    rows += _experiment_iii(rng, 5 if args.quick else max(trials, 30))
 
     # Exp. IV: error at the last of 150 iterations, greedy vs convex.
     e = {"omp": [], "l1": [], "sr": [], "wlasso": [], "srlasso": []}
@@ -718,7 +746,7 @@ def bench_paper(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(
             {"experiment": "IV", "setting": label, "ours": f"{gm(e[key]):.3g}", "authors": ref}
         )
-    rows += _experiment_v(args, rng, 1 if args.quick else max(2, trials // 5))
+    rows += _experiment_v(args, rng, 1 if args.quick else trials)
     print_table(
         rows,
         [

@@ -4,15 +4,17 @@ Sparse recovery: OMP, loss-based weighted OMP and the LASSO family
 
 Recover a sparse vector ``x`` from few noisy measurements ``y = A x + e`` with
 
-* :func:`sparselin.recovery.omp`, orthogonal matching pursuit;
 * :func:`sparselin.recovery.loss_omp`, the loss-based OMP of Mohammad-Taheri and
   Brugiapaglia, which selects the atom that lowers a regularised loss the most and stops by
-  itself once no atom does;
-* the convex solvers :func:`sparselin.recovery.weighted_lasso`,
-  :func:`sparselin.recovery.sqrt_lasso` and :func:`sparselin.recovery.lad_lasso`.
+  itself once no atom does (with ``loss="lasso", penalty="l0", lam=0`` it is OMP,
+  :func:`sparselin.recovery.omp`);
+* the convex solvers :func:`sparselin.recovery.weighted_lasso` and
+  :func:`sparselin.recovery.sqrt_lasso`.
 
-The setting is the paper's Experiment IV at a smaller trial count: A is 100 x 200 Gaussian
-with unit-norm columns, ``x`` has 15 nonzeros, and ``||e|| = 1e-3``.
+The first setting is the paper's Experiment IV at a smaller trial count: A is 100 x 200
+Gaussian with unit-norm columns, ``x`` has 15 nonzeros, and ``||e|| = 1e-3``; the second
+its Experiment III, weights from partial knowledge of the support. Phase transitions and
+robustness to outliers (LAD) are in the example on loss-based OMP.
 """
 
 # %%
@@ -26,19 +28,16 @@ with unit-norm columns, ``x`` has 15 nonzeros, and ``||e|| = 1e-3``.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from sparselin.recovery import lad_lasso, loss_omp, omp, sqrt_lasso, weighted_lasso
+from sparselin.recovery import loss_omp, sqrt_lasso, weighted_lasso
 
 
-def make_problem(rng, m=100, N=200, s=15, eta=1e-3, corrupt=0.0):
+def make_problem(rng, m=100, N=200, s=15, eta=1e-3):
     A = rng.standard_normal((m, N))
     A /= np.linalg.norm(A, axis=0)
     x = np.zeros(N)
     x[rng.permutation(N)[:s]] = rng.standard_normal(s)
     g = rng.standard_normal(m)
     y = A @ x + eta * g / np.linalg.norm(g)
-    if corrupt:
-        k = round(corrupt * m)
-        y[rng.choice(m, k, replace=False)] += 100 * rng.standard_normal(k)
     return A, x, y
 
 
@@ -78,36 +77,34 @@ ax1.legend(fontsize=8)
 plt.show()
 
 # %%
-# Gross outliers: LAD
-# -------------------
-# Corrupt 10% of the measurements with outliers 100 times the signal size. The LAD loss
-# (absolute deviations) ignores them, in the greedy (LAD-OMP) and in the convex
-# (LAD-LASSO) form; OMP and the squared-loss variants cannot.
+# Weights from partial support knowledge
+# --------------------------------------
+# The paper's Experiment III: 40 measurements of a 10-sparse vector in dimension 500, and
+# an oracle that knows half of the support. Giving those columns a weight of 1e-3 (an
+# almost unpenalised atom) in the square-root l1 rule lifts the recovery rate from about
+# one half to nearly always (the authors: 0.53 and 0.97 over 30 trials). Outliers and the
+# LAD loss are the subject of the example on phase transitions and robustness
+# (``plot_loss_omp.py``).
 
-levels = [0.0, 0.05, 0.1, 0.2]
-res_lad, res_omp, res_cvx = [], [], []
-for level in levels:
-    e1, e2, e3 = [], [], []
-    for _ in range(3):
-        A, x, y = make_problem(rng, m=150, N=300, s=10, corrupt=level)
-        e1.append(
-            rel_err(loss_omp(A, y, loss="lad_lasso", penalty="l1", lam=1.78, n_nonzero=30).coef, x)
-        )
-        e2.append(rel_err(omp(A, y, n_nonzero=10), x))
-        e3.append(rel_err(lad_lasso(A, y, 1.0), x))
-    res_lad.append(np.median(e1))
-    res_omp.append(np.median(e2))
-    res_cvx.append(np.median(e3))
-fig, ax2 = plt.subplots(figsize=(7, 4))
-ax2.semilogy(100 * np.array(levels), res_omp, "o-", label="OMP (10 atoms)")
-ax2.semilogy(100 * np.array(levels), res_lad, "s-", label="LAD-l1 OMP, lam = 1.78")
-ax2.semilogy(100 * np.array(levels), res_cvx, "^-", label="convex LAD-LASSO, lam = 1")
-ax2.set_xlabel("corrupted measurements (%)")
-ax2.set_ylabel("median relative error")
-ax2.set_title("Robustness to outliers")
-ax2.legend(fontsize=8)
+N, m, s = 500, 40, 10
+hits = {1.0: 0, 1e-3: 0}
+n_trials = 12
+for _ in range(n_trials):
+    A = rng.standard_normal((m, N)) / np.sqrt(m)
+    perm = rng.permutation(N)
+    x = np.zeros(N)
+    x[perm[:s]] = rng.standard_normal(s)
+    y = A @ x + 1e-3 * rng.standard_normal(m)
+    for wv in hits:
+        w = np.ones(N)
+        w[perm[: s // 2]] = wv  # the known half of the support
+        res = loss_omp(A, y, loss="sqrt_lasso", penalty="l1", lam=0.251, weights=w, n_nonzero=30)
+        hits[wv] += rel_err(res.coef, x) < 1e-2
+
+fig, ax2 = plt.subplots(figsize=(5, 3.5))
+ax2.bar(["unweighted", "w = 1e-3 on half\nthe support"], [v / n_trials for v in hits.values()])
+ax2.set_ylim(0, 1)
+ax2.set_ylabel(f"recovered (rel. error < 1e-2), {n_trials} trials")
+ax2.set_title("SR-lasso-l1 OMP, lam = 0.251, m = 40, N = 500, s = 10")
 fig.tight_layout()
 plt.show()
-
-for level, a, b, c in zip(levels, res_omp, res_lad, res_cvx, strict=True):
-    print(f"{100 * level:4.0f}% corrupted: OMP {a:.2e}   LAD-OMP {b:.2e}   LAD-LASSO {c:.2e}")

@@ -342,6 +342,22 @@ def test_bench_recovery_convex_quick(tmp_path: Path) -> None:
             assert r["gap"] <= 1e-7, r
 
 
+def test_bench_recovery_omp_quick(tmp_path: Path) -> None:
+    # Issue 20: the OMP part at both thread settings (sparselin and SPAMS alternate); the
+    # batch recovers exactly what scikit-learn's orthogonal_mp recovers.
+    out = tmp_path / "recovery_omp.json"
+    script = SCRIPT.parent / "bench_recovery.py"
+    _run(script, tmp_path, "--quick", "--part", "omp", "--json", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    by = {(r["name"], r["threads"]): r for r in rows}
+    for t in ("default", "1"):
+        ref = by[("sklearn orthogonal_mp", t)]
+        for name in ("sparselin omp f64", "sparselin omp f32"):
+            r = by[(name, t)]
+            assert not r.get("error") and r["time"] > 0, r
+            assert r["quality"] == ref["quality"], (r, ref)
+
+
 def test_bench_wht_quick(tmp_path: Path) -> None:
     # Issue 16: the dense transform against its peers and the sparse sweeps, at both thread
     # settings; the accuracy columns are checked against NumPy's butterflies, the sparse

@@ -31,6 +31,35 @@ DONE = 1
 PREMATURE = 2
 
 
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _scores(c, wk, score):  # pragma: no cover - compiled
+    """``score_j = |c_j|^2 wk_j`` (a vectorized loop; ``wk`` is 0 on the active atoms)."""
+    for j in range(c.shape[0]):
+        v = c[j]
+        score[j] = (v.real * v.real + v.imag * v.imag) * wk[j]
+
+
+@jit
+def _argmax_first(score):  # pragma: no cover - compiled
+    """First index of the largest entry of a non-negative float64 array.
+
+    Non-negative floats order like their bit patterns read as integers, and an integer max
+    reduction vectorizes where a float one does not (it needs fast-math comparisons). This
+    and :func:`_scores` replace the branchy scan of :func:`_select`, about a third of the
+    batch kernel's time (256 x 1024, k = 20, one thread: 44 against 58 ms, best of 15).
+    """
+    bits = score.view(np.int64)
+    N = bits.shape[0]
+    best = bits[0]
+    for j in range(1, N):
+        v = bits[j]
+        best = v if v > best else best
+    for j in range(N):
+        if bits[j] == best:
+            return j
+    return 0
+
+
 @jit
 def _select(c, active, iw2, free, thresh):  # pragma: no cover - compiled
     """Index of the next atom: unpenalised atoms (weight 0) first, then the largest
@@ -102,15 +131,39 @@ def _chol_solve(L, k, b, z, gamma):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
 def _axpy_rows(alpha, alpha0, G, idx, gamma, k):  # pragma: no cover - compiled
-    """``alpha = alpha0 - sum_i conj(G[idx[i]]) gamma[i]``, row by row (contiguous, SIMD)."""
+    """``alpha = alpha0 - sum_i conj(G[idx[i]]) gamma[i]``, row by row (contiguous, SIMD).
+
+    Four rows per pass over ``alpha``: the rows stream from cache once each, and ``alpha``
+    is loaded and stored a quarter as often as with one row per pass (the loop is bound by
+    memory traffic, not by arithmetic).
+    """
     N = alpha.shape[0]
     for n in range(N):
         alpha[n] = alpha0[n]
-    for i in range(k):
+    i = 0
+    while i + 4 <= k:
+        g0 = gamma[i]
+        g1 = gamma[i + 1]
+        g2 = gamma[i + 2]
+        g3 = gamma[i + 3]
+        r0 = G[idx[i]]
+        r1 = G[idx[i + 1]]
+        r2 = G[idx[i + 2]]
+        r3 = G[idx[i + 3]]
+        for n in range(N):
+            alpha[n] = alpha[n] - (
+                r0[n].conjugate() * g0
+                + r1[n].conjugate() * g1
+                + r2[n].conjugate() * g2
+                + r3[n].conjugate() * g3
+            )
+        i += 4
+    while i < k:
         gi = gamma[i]
         row = G[idx[i]]
         for n in range(N):
             alpha[n] = alpha[n] - row[n].conjugate() * gi
+        i += 1
 
 
 @numba.njit(cache=True, nogil=True, parallel=True)
@@ -142,6 +195,10 @@ def omp_gram_batch(
     """
     n_sig, N = AtY.shape
     dt = AtY.dtype
+    has_free = False
+    for j in range(N):
+        if free[j]:
+            has_free = True
     for s in numba.prange(n_sig):
         alpha0 = AtY[s]
         alpha = alpha0.copy()
@@ -151,19 +208,35 @@ def omp_gram_batch(
         gamma = np.zeros(kmax, dt)
         b = np.zeros(kmax, dt)
         g_col = np.zeros(kmax, dt)
+        wk = iw2.copy()  # selection weights, zeroed on the active atoms
+        score = np.empty(N, np.float64)
         idx = idx_out[s]
         err = ynorm2[s]
+        thresh_s = thresh * ynorm2[s]
         k = 0
         stat = DONE
         while k < kmax:
             if use_tol and err <= tol:
                 break
-            j = _select(alpha, active, iw2, free, thresh * ynorm2[s])
+            j = -1
+            if not has_free:
+                _scores(alpha, wk, score)
+                j = _argmax_first(score)
+                v = alpha[j]
+                if not (score[j] > 0.0 and v.real * v.real + v.imag * v.imag > thresh_s):
+                    j = -1
+            if j < 0:
+                # Unpenalised atoms, a best atom at rounding level or underflowing weights:
+                # the exact rule decides (and returns -1 when no atom qualifies).
+                j = _select(alpha, active, iw2, free, thresh_s)
             if j < 0:
                 stat = PREMATURE
                 break
+            # <a_{S_i}, a_j> = conj(G[j, S_i]): read from row j, which is contiguous and is
+            # read again by the next correlation update, instead of k scattered rows.
+            gj = G[j]
             for i in range(k):
-                g_col[i] = G[idx[i], j]
+                g_col[i] = gj[idx[i]].conjugate()
             if k > 0 and not _chol_append(L, k, g_col, G[j, j], piv_tol):
                 stat = PREMATURE
                 break
@@ -171,12 +244,10 @@ def omp_gram_batch(
                 L[0, 0] = np.sqrt(G[j, j].real)
             idx[k] = j
             active[j] = True
+            wk[j] = 0.0
             b[k] = alpha0[j]
             k += 1
             _chol_solve(L, k, b, z, gamma)
-            # alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G is the
-            # conjugate of column i because G is Hermitian, and rows are contiguous.
-            _axpy_rows(alpha, alpha0, G, idx, gamma, k)
             # ||y - A_S gamma||^2 = ||y||^2 - Re(b^H gamma) at the least-squares solution.
             acc = 0.0
             for i in range(k):
@@ -185,6 +256,11 @@ def omp_gram_batch(
             if keep_path:
                 for i in range(k):
                     path_out[s, k - 1, i] = gamma[i]
+            if k == kmax or (use_tol and err <= tol):
+                break  # no next selection: skip the O(N k) correlation update
+            # alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G is the
+            # conjugate of column i because G is Hermitian, and rows are contiguous.
+            _axpy_rows(alpha, alpha0, G, idx, gamma, k)
         for i in range(k):
             coef_out[s, i] = gamma[i]
         n_out[s] = k

@@ -19,10 +19,11 @@ The stages of a Walsh-Hadamard transform commute (it is a Kronecker product of 2
 factors), which is what allows any grouping of them.
 
 Threads: a batch is shared out by rows, a single long row first by blocks, then by spans of
-each strided pass. The kernels are serial ``nogil`` functions over a range of such units, run
-in chunks by ``_pool.run_chunks`` rather than as ``prange`` loops: a fork-join loop waits for
-every thread of the pool at its end, so on a machine whose cores are busy with other work a
-transform cost a scheduler time slice per pass (see ``_pool`` for the measurements).
+each strided pass. The kernels are serial ``nogil`` functions over a range of such units,
+run in chunks by ``sparselin._pool.run_chunks`` rather than as ``prange`` loops: a
+fork-join loop waits for every thread of the pool at its end, so on a machine whose cores
+are busy with other work a transform cost a scheduler time slice per pass (see
+``sparselin._pool`` for the measurements).
 
 The helpers are plain ``@jit`` functions, not ``inline="always"``: inlining them at Numba's
 level made the first compilation 4x slower (93 s against 22 s for the float64 kernels on a
@@ -34,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import jit
-from ._pool import run_chunks
+from .._pool import run_chunks
 
 __all__ = [
     "apply_factor",
@@ -307,8 +308,8 @@ def transform_rows(a: np.ndarray, w: int, scale, block: int, threads: int) -> No
     ``scale`` must have ``a``'s dtype (a float64 scale would promote float32 arithmetic).
     ``threads`` is the number of threads available; work under ``PARALLEL_MIN`` reals stays
     on one thread. Parallel work runs through :func:`run_chunks`, which never waits for a
-    thread that has not started (see ``_pool``): many rows are shared out by rows; a few long
-    rows by blocks, then by spans of each strided pass.
+    thread that has not started (see ``sparselin._pool``): many rows are shared out by rows;
+    a few long rows by blocks, then by spans of each strided pass.
     """
     n_rows, length = a.shape
     if n_rows == 0 or length <= w:

@@ -179,6 +179,45 @@ def test_weights_scale_the_selection(rng):
     assert set(np.flatnonzero(first)) == {7, 40}
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.complex128])
+@pytest.mark.parametrize("threads", [1, 2, 5])
+def test_gram_products_match_direct_products(rng, dtype, threads):
+    # The Gram path splits A^H A (upper block rows, then the mirror) and A^H Y into row
+    # blocks, one single-threaded BLAS call each, on `threads` threads.
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    # The last size is above _MIN_THREADED_FLOPS: its blocks run on a thread pool.
+    for m, N, n in ((3, 5, 2), (7, 70, 33), (64, 300, 200)):
+        assert (m * N * (N / 2 + n) >= _greedy._MIN_THREADED_FLOPS) == (N == 300)
+        A, _ = _problem(rng, m, N, dtype=dtype)
+        Y = rng.standard_normal((m, n))
+        if np.dtype(dtype).kind == "c":
+            Y = Y + 1j * rng.standard_normal((m, n))
+        Y = Y.astype(dtype)
+        G, AtY = _greedy._gram_products(A, Y, threads)
+        assert G.flags.c_contiguous and AtY.flags.c_contiguous
+        assert G.dtype == AtY.dtype == dtype
+        Ah = A.conj().T.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
+        np.testing.assert_allclose(G, Ah @ A, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(AtY, (Ah @ Y).T, rtol=rtol, atol=rtol * np.abs(Y).max())
+        np.testing.assert_allclose(G, G.conj().T, rtol=0, atol=rtol)
+
+
+def test_gram_batch_does_not_depend_on_the_thread_count(rng):
+    import numba
+
+    A, X = _problem(rng, 40, 120, n_signals=300, s=5)
+    Y = A @ X + 1e-3 * rng.standard_normal((40, 300))
+    ref = omp(A, Y, n_nonzero=10)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = omp(A, Y, n_nonzero=10)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_allclose(one, ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ref, orthogonal_mp(A, Y, n_nonzero_coefs=10), atol=1e-10)
+
+
 def test_batch_equals_one_by_one(rng):
     A, X = _problem(rng, 30, 70, n_signals=40, s=3)
     Y = A @ X + 0.1 * rng.standard_normal((30, 40))

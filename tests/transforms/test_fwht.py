@@ -387,7 +387,7 @@ def test_every_cpu_kernel_path_agrees(shape, threads, dtype, rng):
 def test_run_chunks_runs_each_chunk_once_and_reraises():
     import threading
 
-    from sparselin.transforms._pool import run_chunks
+    from sparselin._pool import run_chunks
 
     for threads in (1, 2, 4):
         seen = []
@@ -414,7 +414,7 @@ def test_run_chunks_in_a_forked_child():
     # the pool is rebuilt there instead of queueing work for threads that do not exist.
     import multiprocessing
 
-    from sparselin.transforms._pool import run_chunks
+    from sparselin._pool import run_chunks
 
     run_chunks(lambda i: None, 8, 2)  # the parent's pool exists before the fork
     ctx = multiprocessing.get_context("fork")
@@ -426,13 +426,13 @@ def test_run_chunks_in_a_forked_child():
 def _chunks_in_child():
     import threading
 
-    from sparselin.transforms._pool import run_chunks
+    from sparselin._pool import run_chunks
 
     seen, lock, started = [], threading.Lock(), threading.Event()
 
     def record(i):
         # the caller's chunks wait (up to 5 s) for a helper thread to take one
-        if threading.current_thread().name.startswith("sparselin-fwht"):
+        if threading.current_thread().name.startswith("sparselin-chunks"):
             started.set()
         else:
             started.wait(5)
@@ -448,14 +448,14 @@ def test_run_chunks_does_not_wait_for_busy_helpers():
     # a second caller: it does every chunk itself and returns while the helper is still busy.
     import threading
 
-    from sparselin.transforms._pool import run_chunks
+    from sparselin._pool import run_chunks
 
     release = threading.Event()
     started = threading.Event()
 
     def block(i):
         # The caller's chunks wait until a helper has claimed one, which then blocks.
-        if threading.current_thread().name.startswith("sparselin-fwht"):
+        if threading.current_thread().name.startswith("sparselin-chunks"):
             started.set()
             release.wait(10)
         else:

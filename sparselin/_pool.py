@@ -11,8 +11,10 @@ Here the work is cut into chunks that threads claim one at a time from a shared 
 calling thread starts on the chunks at once and takes every chunk that no helper has claimed;
 at the end it waits only for chunks a helper is running, never for a helper that has not
 started. A busy core therefore costs at most the chunks its helper took, and an idle machine
-gets the parallel speed-up. The chunks call ``nogil`` Numba kernels, so the helpers run
-truly in parallel; the Python bookkeeping between chunks is a few microseconds.
+gets the parallel speed-up. The chunks call ``nogil`` Numba kernels (``fwht``) or
+single-threaded BLAS products (OMP's Gram matrix, while every BLAS pool is held at one
+thread), so the helpers run truly in parallel; the Python bookkeeping between chunks is a
+few microseconds.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def _executor(count: int) -> ThreadPoolExecutor:
     with _START_LOCK:
         if _EXECUTOR is None or _WORKERS < count:
             old = _EXECUTOR
-            _EXECUTOR = ThreadPoolExecutor(count, thread_name_prefix="sparselin-fwht")
+            _EXECUTOR = ThreadPoolExecutor(count, thread_name_prefix="sparselin-chunks")
             _WORKERS = count
             if old is not None:
                 # its queued work still runs: every job is also drained by its own caller
