@@ -337,6 +337,10 @@ def test_bench_recovery_convex_quick(tmp_path: Path) -> None:
     }
     for r in ours:
         assert not r.get("error") and r["time"] > 0, r
+        if "skglm's gap" in r["name"]:  # the matched-accuracy row stops at skglm's gap
+            peer = [p for p in data["rows"] if p["name"] == "skglm SqrtLasso"]
+            assert r["gap"] <= min(p["gap"] for p in peer if p["threads"] == r["threads"]), r
+            continue
         assert r["excess"] <= 1e-7, r
         if r["part"] != "convex lad":
             assert r["gap"] <= 1e-7, r

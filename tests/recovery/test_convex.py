@@ -226,6 +226,7 @@ def test_accelerated_cd_matches_plain_cd_on_hard_cases(rng, monkeypatch, loss, c
     # relative after 30 s on 2 cores: the case the acceleration fixes).
     if not (loss == "sqrt_lasso" and case == "many_columns"):
         monkeypatch.setattr(_convex, "_ANDERSON", False)
+        monkeypatch.setattr(_convex, "_DIRECT", False)
         x_plain, info_plain = SOLVERS[loss](A, y, lam, weights=w, tol=tol, return_info=True)
         assert info_plain.converged
         assert info.objective == pytest.approx(info_plain.objective, rel=1e-8)
@@ -233,6 +234,60 @@ def test_accelerated_cd_matches_plain_cd_on_hard_cases(rng, monkeypatch, loss, c
             np.testing.assert_allclose(x, x_plain, atol=1e-4 * np.abs(x_plain).max())
     if case in ("correlated", "many_columns"):
         assert _certified_gap(loss, A, y, lam, w, x) <= 2 * tol * scale + 1e-12 * scale
+
+
+@pytest.mark.parametrize("loss", ["lasso", "sqrt_lasso"])
+@pytest.mark.parametrize("case", ["plain", "zero_weights", "correlated"])
+def test_direct_support_solve_matches_coordinate_descent(rng, monkeypatch, loss, case):
+    """The direct solve on the support found by coordinate descent (closed-form rho for the
+    SR-LASSO) is taken, and gives the solution of coordinate descent alone, cvxpy's
+    objective and a certified gap."""
+    from sparselin.recovery import _convex
+
+    m, N = 60, 300
+    A = _correlated(rng, m, N, 0.9) if case == "correlated" else rng.standard_normal((m, N))
+    x0 = np.zeros(N)
+    x0[rng.choice(N, 10, replace=False)] = rng.standard_normal(10)
+    y = A @ x0 + 0.01 * rng.standard_normal(m)
+    w = rng.uniform(0.5, 2.0, N)
+    if case == "zero_weights":
+        w[[2, 50]] = 0.0
+    lam = (0.02 if loss == "lasso" else 0.3) * lam_max(A, y, loss, weights=w)
+    taken = []
+    orig = _convex._direct_step
+
+    def spy(*args):
+        g = orig(*args)
+        taken.append(g is not None)
+        return g
+
+    monkeypatch.setattr(_convex, "_direct_step", spy)
+    tol = 1e-10 if loss == "lasso" else 1e-8
+    x, info = SOLVERS[loss](A, y, lam, weights=w, tol=tol, return_info=True)
+    assert any(taken)
+    assert info.converged
+    monkeypatch.setattr(_convex, "_DIRECT", False)
+    x_cd, info_cd = SOLVERS[loss](A, y, lam, weights=w, tol=tol, return_info=True)
+    assert info_cd.converged
+    assert info.objective == pytest.approx(info_cd.objective, rel=1e-9)
+    np.testing.assert_allclose(x, x_cd, atol=1e-5 * np.abs(x_cd).max())
+    ref, _ = _cvx(loss, A, y, lam, w)
+    assert info.objective == pytest.approx(ref, rel=1e-6)
+    scale = float(y @ y) if loss == "lasso" else float(np.linalg.norm(y))
+    if case != "zero_weights":
+        assert _certified_gap(loss, A, y, lam, w, x) <= 2 * tol * scale
+
+
+def test_direct_support_solve_declines_interpolation(rng):
+    """SR-LASSO whose optimum interpolates (v^T G v >= 1 on the support): the direct solve
+    declines, and the solver still returns the interpolating optimum."""
+    m, N = 20, 60
+    A = rng.standard_normal((m, N))
+    y = rng.standard_normal(m)
+    lam = 0.02 * lam_max(A, y, "sqrt_lasso")
+    x, info = sqrt_lasso(A, y, lam, return_info=True)
+    ref, _ = _cvx("sqrt_lasso", A, y, lam, np.ones(N))
+    assert info.objective == pytest.approx(ref, rel=1e-6)
 
 
 def test_weighted_lasso_path_many_lams_matches_skglm(rng):
