@@ -131,6 +131,7 @@ def kronecker_sbl(
     max_iter: int = 500,
     tol: float = 1e-4,
     prune: float | Sequence[float] | None = None,
+    init_scale: float = 1.0,
 ) -> SBLResult:
     """Sparse recovery with a Kronecker-structured dictionary and prior (KroSBL).
 
@@ -190,6 +191,18 @@ def kronecker_sbl(
         Default: 1e-2 for "am" and 1e-3 for "svd", the authors' values (AM's variances
         decay slowly, and the entries it keeps too long slow it down and spread its
         estimate).
+    init_scale : float > 0, default=1.0
+        The starting variances, as a multiple of those that match the power of ``y``
+        (``gamma_j ||a_j||^2 = ||y||^2 / prod N_i``, see the user guide); like the rest of
+        the iteration, this does not depend on the units of ``y`` or of the columns. Below 1,
+        EM starts from a prior that shrinks hard: the variances of the columns that correlate
+        most with ``y`` grow first, which favours compact supports and, with ``coupling``,
+        clusters. The authors' IRS-MIMO code starts at ``gamma = 1`` in units where the
+        channel variances are near 1e6, which is 1e-4 to 1e-2 of this scale; there
+        ``init_scale=3e-3`` (picked on draws apart from the evaluation's) reproduces their
+        PC-KroSBL figures, where the power-matched start spreads the estimate over the grid
+        (see the user guide). From too far below (1e-3 at 4 dB there) EM has not grown the
+        variances within the usual 150 iterations.
 
     Returns
     -------
@@ -204,7 +217,7 @@ def kronecker_sbl(
     ValueError
         Factor shapes whose row counts do not multiply to ``len(y)``, NaN/inf, a non-positive
         ``noise_var``, ``block_sizes`` or ``coupling`` of the wrong length or out of range,
-        both on one factor, bad options.
+        both on one factor, a non-positive ``init_scale``, bad options.
     TypeError
         Sparse, dask or non-numeric input, NumPy and CuPy arrays mixed; ``factors`` not a
         sequence of arrays.
@@ -281,6 +294,7 @@ def kronecker_sbl(
             for i, b in enumerate(block_sizes)
         ]
     betas = _check_coupling(coupling, I)
+    init_scale = check_real(init_scale, "init_scale", low=0.0, low_open=True)
     for i in range(I):
         if betas[i] > 0 and blocks[i] > 1:
             raise ValueError(
@@ -305,6 +319,7 @@ def kronecker_sbl(
             tol,
             prunes,
             xp,
+            init_scale,
         )
     coef, gammas, s2, n_iter, converged, costs, change = core
     if not converged:
@@ -511,6 +526,7 @@ def _kronecker_sbl_core(
     tol: float,
     prunes: list[float],
     xp: Any,
+    init_scale: float = 1.0,
 ) -> tuple[Any, list[Any], float, int, bool, list[float], float]:
     """EM for KroSBL on validated double-precision input (no checks)."""
     I = len(As)
@@ -530,8 +546,8 @@ def _kronecker_sbl_core(
     full_C = [_coupling_matrix(n, b) if b > 0 else None for n, b in zip(Ns, betas, strict=True)]
     gammas = [xp.zeros(n, dtype=np.float64) for n in Ns]
     # Per factor c_i / ||A_i[:, j]||^2 with prod c_i = power / prod N_i: the Kronecker product
-    # is the classic start, c / ||a_j||^2 (see initial_gamma).
-    power = float(xp.sum(xp.abs(Y) ** 2)) / L
+    # is the classic start, c / ||a_j||^2 (see initial_gamma), times init_scale.
+    power = init_scale * float(xp.sum(xp.abs(Y) ** 2)) / L
     for g, k, c, mi, ni in zip(gammas, keep, col2, Ms, Ns, strict=True):
         share = (power / math.prod(Ns)) ** (1.0 / I) * ni if power > 0 else 0.0
         g[k] = initial_gamma(c[k], mi, xp, share, ni)
