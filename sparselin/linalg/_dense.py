@@ -26,8 +26,10 @@ from .._array import conj_t, cupy_or_none, scipy_namespace
 from .._threads import scipy_blas_limited
 
 __all__ = [
+    "cholqr_checked",
     "flip_signs",
     "gaussian",
+    "gram_double",
     "lu_normalize",
     "orth",
     "small_eigvalsh",
@@ -94,14 +96,44 @@ def _triangular_inverse(R: Any, xp: types.ModuleType) -> Any:
     return inv if xp is np else xp.asarray(inv)
 
 
+# Single-precision blocks up to this condition number are made orthonormal by one Cholesky QR
+# whose Gram matrix is accumulated in double precision: Q = Y R^-1 then carries only the
+# rounding of that product, eps * cond(Y), and came out more orthonormal than CholeskyQR2 in
+# single precision (1e-7 against 4e-7 on 40000 x 110 blocks of cond 3 to 30, 4e-7 against
+# 5e-7 at cond 100) for about half its cost (one Gram matrix and one product instead of two
+# of each).
+_DOUBLE_GRAM_MAX_COND = 100.0
+_SINGLE = frozenset(np.dtype(t) for t in (np.float32, np.complex64))
+
+
+def gram_double(Z: Any, xp: types.ModuleType, rows: int = 8192) -> Any:
+    """``Z^H Z`` accumulated in double precision, a block of rows at a time (no full copy)."""
+    dtype = np.promote_types(Z.dtype, np.float64)
+    d = Z.shape[1]
+    H = xp.zeros((d, d), dtype=dtype)
+    for start in range(0, Z.shape[0], rows):
+        B = Z[start : start + rows].astype(dtype)
+        H += conj_t(B) @ B
+    return H
+
+
 def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False, passes: int = 2) -> Any:
     """Orthonormal basis ``Q`` of the columns of ``Y`` (same shape), optionally with ``R``.
 
     ``Y = Q @ R`` with ``R`` upper triangular (up to the Householder fallback's own ``R``).
     ``passes=1`` stops after one Cholesky QR: ``Q`` is then orthonormal only up to
-    ``eps * cond(Y)**2``, enough for intermediate power iterations.
+    ``eps * cond(Y)**2``, enough for intermediate power iterations. With ``passes=2`` a
+    well-conditioned single-precision block takes one Cholesky QR on a double-precision
+    Gram matrix instead (see ``_DOUBLE_GRAM_MAX_COND``).
     """
     eps = np.finfo(Y.dtype).eps
+    if passes == 2 and Y.dtype in _SINGLE:
+        R = _cholesky_upper(gram_double(Y, xp), xp)
+        if R is not None:
+            s = np.linalg.svd(R if xp is np else R.get(), compute_uv=False)
+            if s[-1] > 0 and s[0] <= _DOUBLE_GRAM_MAX_COND * s[-1]:
+                Q = Y @ _triangular_inverse(R, xp).astype(Y.dtype)
+                return (Q, R.astype(Y.dtype)) if return_r else Q
     G = conj_t(Y) @ Y
     R1 = _cholesky_upper(G, xp)
     if R1 is not None:
@@ -119,6 +151,23 @@ def orth(Y: Any, xp: types.ModuleType, *, return_r: bool = False, passes: int = 
     # not SciPy's (whose pool would fight NumPy's, see the module docstring).
     Q, R = xp.linalg.qr(Y, mode="reduced")
     return (Q, R) if return_r else Q
+
+
+def cholqr_checked(Y: Any, xp: types.ModuleType, max_cond: float) -> tuple[Any, Any] | None:
+    """One Cholesky QR ``Y = Q R`` if ``cond(Y) <= max_cond``, else None.
+
+    The condition number is read from the singular values of the small factor ``R`` (on
+    the host), not bounded from its diagonal as :func:`orth` does: the caller needs only a
+    well-conditioned ``Q`` (orthonormal to about ``eps * cond(Y)**2``) and decides what to
+    do with a block beyond ``max_cond``.
+    """
+    R = _cholesky_upper(conj_t(Y) @ Y, xp)
+    if R is None:
+        return None
+    s = np.linalg.svd(R if xp is np else R.get(), compute_uv=False)
+    if not (s[-1] > 0 and s[0] <= max_cond * s[-1]):
+        return None
+    return Y @ _triangular_inverse(R, xp), R
 
 
 def lu_normalize(Y: Any, xp: types.ModuleType) -> Any:

@@ -777,3 +777,165 @@ def test_singular_values_beyond_the_dtype_range_warn():
     with pytest.warns(RuntimeWarning, match="exceed the range of float32"):
         U, s, Vt = truncated_svd(A, 1, random_state=0)
     assert np.isinf(s[0]) and np.all(np.isfinite(U)) and np.all(np.isfinite(Vt))
+
+
+class _ChecksSpy:
+    """Records what the one-orthonormalisation-per-step path's checks returned."""
+
+    def __init__(self, monkeypatch):
+        import sparselin.linalg._iterations as impl
+
+        self.results: list[bool] = []
+        original = impl.cholqr_checked
+
+        def spy(Y, xp, max_cond):
+            out = original(Y, xp, max_cond)
+            self.results.append(out is not None)
+            return out
+
+        monkeypatch.setattr(impl, "cholqr_checked", spy)
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (200, 300)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+@pytest.mark.parametrize("n_iter", [2, 3, "auto"])
+def test_one_orthonormalisation_per_power_step(monkeypatch, shape, dtype, n_iter):
+    # Products on the long side go unnormalised into the next pass; the result is the same
+    # approximation as with every product orthonormalised (same span in exact arithmetic).
+    spy = _ChecksSpy(monkeypatch)
+    A, s_true = build(shape, "slow", dtype)
+    U, s, Vt, err = truncated_svd(A, 10, n_iter=n_iter, random_state=0, return_error=True)
+    if n_iter != "auto":
+        # Every long-side product but the one the last pass reads is skipped.
+        assert spy.results == [True] * n_iter
+    else:
+        assert spy.results and all(spy.results)
+    tol = 1e-4 if np.dtype(dtype) == np.float32 else 1e-12
+    assert orth_err(U) < tol and orth_err(Vt.conj().T) < tol
+    np.testing.assert_allclose(err, true_rel_err(A, U, s, Vt), rtol=1e-3 if tol > 1e-6 else 1e-8)
+    # Against the same iteration with every product orthonormalised (the pass counts match).
+    import sparselin.linalg._iterations as impl
+
+    monkeypatch.setattr(impl, "cholqr_checked", lambda Y, xp, max_cond: None)
+    U0, s0, Vt0 = truncated_svd(A, 10, n_iter=n_iter, random_state=0)
+    rtol = 2e-3 if np.dtype(dtype) == np.float32 else 1e-9
+    np.testing.assert_allclose(s, s0, rtol=rtol)
+    assert np.all(s <= s_true[:10] * (1 + rtol))
+
+
+@pytest.mark.parametrize("n_iter", [3, "auto"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_skipped_normalisation_falls_back_on_exactly_low_rank_input(monkeypatch, n_iter, dtype):
+    # Rank 5 < l = 20: the unnormalised A^H A X has no direction beyond the rank. The check
+    # of its Cholesky factor fails and the run goes on with every product orthonormalised.
+    spy = _ChecksSpy(monkeypatch)
+    rng = np.random.default_rng(1)
+    A = (rng.standard_normal((300, 5)) @ rng.standard_normal((5, 200))).astype(dtype)
+    U, s, Vt, err = truncated_svd(A, 10, n_iter=n_iter, random_state=0, return_error=True)
+    if n_iter == 3:
+        assert spy.results == [False]  # fired once, then never skipped again
+    else:
+        assert spy.results == []  # the adaptive rule's check of A X fired before skipping
+    s_true = np.linalg.svd(A.astype(np.float64), compute_uv=False)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(s[:5], s_true[:5], rtol=rtol)
+    assert np.all(s[5:] == 0)
+    assert orth_err(U) < 10 * rtol and orth_err(Vt.T) < 10 * rtol
+    assert true_rel_err(A, U, s, Vt) <= 10 * rtol
+    assert err <= 10 * rtol
+
+
+@pytest.mark.parametrize("n_iter", [2, 4, "auto"])
+def test_skipped_normalisation_falls_back_on_ill_conditioned_input(monkeypatch, n_iter):
+    # sigma_1 / sigma_l = 1e12: squaring the condition number in A^H A X would lose the
+    # trailing directions below sqrt(eps); the checks keep those passes orthonormalised.
+    spy = _ChecksSpy(monkeypatch)
+    m, n, k = 400, 300, 20
+    s_true = np.concatenate([np.logspace(0, -12, 30), np.zeros(n - 30)])
+    A = make_low_rank_matrix(m, n, decay=s_true[:30], dtype=np.float64, random_state=0)
+    U, s, Vt, err = truncated_svd(A, k, n_iter=n_iter, random_state=0, return_error=True)
+    assert False not in spy.results[:-1]  # once a check failed, nothing is skipped
+    if n_iter != "auto":
+        assert spy.results == [False]
+    np.testing.assert_allclose(s, s_true[:k], rtol=1e-6, atol=1e-14)
+    assert orth_err(U) < 1e-12 and orth_err(Vt.T) < 1e-12
+    assert err == pytest.approx(true_rel_err(A, U, s, Vt), rel=1e-6, abs=1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_iter", [2, "auto"])
+def test_skipped_normalisation_is_scale_invariant(dtype, n_iter):
+    # Unnormalised products hold squares of A's scale (their Gram matrices fourth powers):
+    # a power of two keeps them in range; scaled input gives scaled singular values.
+    A, _ = build((300, 200), "slow", dtype)
+    s1 = truncated_svd(A, 10, n_iter=n_iter, random_state=0)[1]
+    for c in (2.0**60, 2.0**-60) if dtype == np.float64 else (2.0**25, 2.0**-25):
+        U, s, Vt = truncated_svd(A * dtype(c), 10, n_iter=n_iter, random_state=0)
+        rtol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(s / c, s1, rtol=rtol)
+        assert orth_err(U) < 100 * rtol
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_result_of_a_pass_after_an_unnormalised_product(right):
+    # When the adaptive rule stops right after the pass that read an unnormalised Y, the
+    # result is P_Y A, assembled from orthonormal bases of Y and of that pass's product.
+    from sparselin.linalg._dense import _cholesky_upper
+    from sparselin.linalg._iterations import _from_pass, _raw_result, _RawBlock
+    from sparselin.linalg._operator import Operator
+
+    A, _ = build((300, 200), "slow", np.float64)
+    A = A if right else A.T.copy()
+    op = Operator(A, "dense", np)
+    X = np.linalg.qr(np.random.default_rng(0).standard_normal((A.shape[1], 15)))[0]
+    Y = op.mm(X)
+    raw = _RawBlock(Y, _cholesky_upper(Y.T @ Y, np))
+    U, s, Vt = _from_pass(op, _raw_result(raw, op.rmm(Y), False, np), 10)
+    Q = np.linalg.qr(Y)[0]
+    u, s_ref, vt = np.linalg.svd(Q.T @ A, full_matrices=False)
+    np.testing.assert_allclose(s, s_ref[:10], rtol=1e-12)
+    np.testing.assert_allclose(U * s @ Vt, (Q @ u[:, :10] * s_ref[:10]) @ vt[:10], atol=1e-12)
+    assert orth_err(U) < 1e-13 and orth_err(Vt.T) < 1e-13
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.complex64])
+@pytest.mark.parametrize("cond", [1.0, 30.0, 100.0, 1e3, 1e5])
+def test_orth_double_precision_gram(dtype, cond):
+    # Single-precision blocks with cond <= 100 take one Cholesky QR on a double-precision
+    # Gram matrix instead of CholeskyQR2; beyond, the CholeskyQR2/Householder route.
+    from sparselin.linalg._dense import orth
+
+    rng = np.random.default_rng(0)
+    U0 = np.linalg.qr(rng.standard_normal((5000, 40)) + 1j * rng.standard_normal((5000, 40)))[0]
+    if np.dtype(dtype).kind == "f":
+        U0 = np.linalg.qr(rng.standard_normal((5000, 40)))[0]
+    V0 = np.linalg.qr(rng.standard_normal((40, 40)))[0]
+    Y = ((U0 * np.logspace(0, -np.log10(cond), 40)) @ V0).astype(dtype)
+    Y_before = Y.copy()
+    Q, R = orth(Y, np, return_r=True)
+    assert Q.dtype == dtype
+    assert orth_err(Q) < 2e-6
+    np.testing.assert_allclose(Q @ R, Y, atol=2e-6 * np.abs(Y).max())
+    np.testing.assert_array_equal(Y, Y_before)
+
+
+@pytest.mark.parametrize("n_iter", [2, "auto"])
+def test_skipped_normalisation_with_a_single_precision_sketch(monkeypatch, n_iter):
+    # The float32 passes skip their long-side normalisations; the last pass re-reads its
+    # basis in float64 (orthonormalised there), so the result is float64-accurate Ritz values.
+    spy = _ChecksSpy(monkeypatch)
+    A, s_true = build((300, 200), "slow", np.float64)
+    U, s, Vt, err = truncated_svd(
+        A, 10, n_iter=n_iter, sketch_dtype=np.float32, random_state=0, return_error=True
+    )
+    assert spy.results and all(spy.results)
+    if n_iter == 2:
+        assert len(spy.results) == 2
+    assert orth_err(U) < 1e-12 and orth_err(Vt.T) < 1e-12
+    assert err == pytest.approx(true_rel_err(A, U, s, Vt), rel=1e-6)
+    import sparselin.linalg._iterations as impl
+
+    monkeypatch.setattr(impl, "cholqr_checked", lambda Y, xp, max_cond: None)
+    s0 = truncated_svd(A, 10, n_iter=n_iter, sketch_dtype=np.float32, random_state=0)[1]
+    np.testing.assert_allclose(s, s0, rtol=1e-5)
+    assert np.all(s <= s_true[:10] * (1 + 1e-12))
