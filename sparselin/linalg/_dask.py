@@ -1,11 +1,18 @@
 """Truncated SVD of a dask array, run on dask's own scheduler without gathering the matrix.
 
 The randomized subspace iteration of :func:`sparselin.linalg._iterations.fixed_rank` is
-replayed pass for pass: the same Gaussian test matrix (drawn on the host from the same
-``random_state``), the same alternation of ``A X`` and ``A^H X``, the same normalisation after
-every product (one Cholesky QR between passes, CholeskyQR2 where the basis is read as
-orthonormal) and the same Rayleigh-Ritz step and sign rule, so that the result equals the
-in-memory one up to rounding. The precision follows ``sketch_dtype`` as in memory: by default
+reproduced with the same Gaussian test matrix (drawn on the host from the same
+``random_state``), the same subspace and the same sign rule, so that the result equals the
+in-memory one up to rounding. Reading a chunk usually costs more than the products made with
+it, so a fixed ``n_iter`` arranges the passes differently (:func:`_iterate_fused`): on a
+row-chunked A every power iteration is one pass (each task makes ``A_i^H (A_i X)``), and the
+last pass makes ``Y = A X``, ``A^H Y`` and ``Y^H Y`` together, from which ``B = Q^H A``
+follows: ``n_iter + 1`` passes instead of ``2 n_iter + 2`` (one more where ``Y`` is too
+ill-conditioned for that; ``n_iter + 2`` on a column-chunked A). ``n_iter="auto"`` replays
+the in-memory half-step iteration pass for pass (:func:`_iterate`): the same alternation of
+``A X`` and ``A^H X``, the same normalisation after every product (one Cholesky QR between
+passes, CholeskyQR2 where the basis is read as orthonormal), the same stopping rule and
+Rayleigh-Ritz step. The precision follows ``sketch_dtype`` as in memory: by default
 float64/complex128 input of at least 2**20 entries runs its power iterations on A cast to
 single precision, chunk by chunk inside the tasks that read A (the copy is never stored;
 scaled by the same power of two where its entries would leave single precision's range),
@@ -50,7 +57,14 @@ from typing import Any
 
 import numpy as np
 
-from .._array import conj_t, dask_array_module, dask_chunk_namespace, namespace, result_dtype
+from .._array import (
+    conj_t,
+    dask_array_module,
+    dask_chunk_namespace,
+    namespace,
+    result_dtype,
+    to_numpy,
+)
 from .._validation import check_int, check_random_state, check_real
 from ._dense import (
     _cholesky_upper,
@@ -183,6 +197,10 @@ class _Passes:
         # read, so measuring the source costs no extra read).
         self.norm_of = A if norm_of is None else norm_of
         self.first: Any = None  # what the pass that measures the norm reads, if not A
+        # For a sketch's copy: (the full-precision source, its dtype, c). The power steps of
+        # _iterate_fused cast each chunk inside the task that multiplies with it, so that
+        # the copy never becomes a task result of its own (held, or moved between workers).
+        self.cast: tuple | None = None
 
     def long_block(self, X: Any) -> Any:
         """An in-memory block along the long dimension as a dask array with A's chunks."""
@@ -202,17 +220,98 @@ class _Passes:
         Y = _adjoint_dot(self.A, X)
         return self._finish(Y, False, long=not self.tall)[0]
 
+    def gram_step(self, X: Any, with_norm: bool = False) -> tuple[Any, float | None]:
+        """One power step in one pass: ``A^H (A X)`` (tall) or ``A (A^H X)`` (wide).
+
+        ``X`` is in memory, on A's short side. Each task reads one chunk ``A_i`` and makes
+        both products with it (``A_i^H (A_i X)``, a short-side partial), and the partials are
+        summed in a tree; the long-side product ``A_i X`` never leaves its task. With
+        ``with_norm`` the same pass also measures ``||A||_F^2``.
+        """
+        A, low, c = self.A, None, 1.0
+        if self.cast is not None:
+            A, low, c = self.cast
+        short, l = X.shape
+        Xd = self.da.from_array(X, chunks=X.shape, asarray=False)
+        parts = self.da.blockwise(
+            _gram_step_block,
+            "bij",
+            A,
+            "bz" if self.tall else "zb",
+            Xd,
+            "zy",
+            new_axes={"i": short, "j": l},
+            adjust_chunks={"b": 1},
+            concatenate=True,
+            dtype=self.A.dtype,
+            meta=self.A._meta[:0, :0][None],
+            tall=self.tall,
+            quiet=with_norm,
+            low=low,
+            c=c,
+        )
+        return self._finish(parts.sum(axis=0), with_norm, long=False)
+
+    def fused_final(self, X: Any, with_norm: bool = False) -> tuple[Any, Any, Any, float | None]:
+        """The last pass of a tall A: ``Y = A X`` (persisted), ``W = A^H Y`` and ``Y^H Y``.
+
+        One pass: the task that makes ``Y_i = A_i X`` and the one that makes the partials
+        ``A_i^H Y_i`` and ``Y_i^H Y_i`` share the read of ``A_i``. Returns ``Y`` (dask, A's row
+        chunks), ``W`` (n x l) and ``G = Y^H Y`` (l x l) in memory, and the norm if asked.
+        """
+        n, l = X.shape
+        A = self.A
+        Xd = self.da.from_array(X, chunks=X.shape, asarray=False)
+        # One task per chunk returns the pair (Y_i, partials): A_i is read and released by
+        # that task alone (two tasks sharing it would keep it in memory between them).
+        pair = self.da.blockwise(
+            _fused_final_pair,
+            "bz",
+            A,
+            "bz",
+            Xd,
+            "zy",
+            concatenate=True,
+            dtype=object,
+            meta=np.empty((0, 0), dtype=object),
+        )
+        Y = pair.map_blocks(
+            _first_of, chunks=(A.chunks[0], (l,)), dtype=A.dtype, meta=A._meta[:0, :0]
+        )
+        parts = pair.map_blocks(
+            _second_of,
+            new_axis=[2],
+            chunks=((1,) * A.numblocks[0], (n + l,), (l,)),
+            dtype=A.dtype,
+            meta=A._meta[:0, :0][None],
+        )
+        WG = parts.sum(axis=0)
+        norm = None
+        if with_norm:
+            sq = self._squares()
+            Y, WG, sq = self.dask.persist(Y, WG, sq)
+            WG, sq = self.dask.compute(WG, sq)
+            norm = float(sq)
+        else:
+            Y, WG = self.dask.persist(Y, WG)
+            WG = WG.compute()
+        return Y, WG[:n], WG[n:], norm
+
+    def _squares(self) -> Any:
+        """``||A||_F^2`` of :attr:`norm_of` as a lazy dask scalar (a blockwise reduction)."""
+        A = self.norm_of
+        rows, cols = A.numblocks
+        return A.map_blocks(
+            _squared_sum,
+            chunks=((1,) * rows, (1,) * cols),
+            dtype=np.float64,
+            meta=np.empty((0, 0), np.float64),
+        ).sum()
+
     def _finish(self, Y: Any, with_norm: bool, long: bool) -> tuple[Any, float | None]:
         norm = None
         if with_norm:
-            A = self.norm_of
-            rows, cols = A.numblocks
-            sq = A.map_blocks(
-                _squared_sum,
-                chunks=((1,) * rows, (1,) * cols),
-                dtype=np.float64,
-                meta=np.empty((0, 0), np.float64),
-            ).sum()
+            sq = self._squares()
             if long:
                 Y, sq = self.dask.persist(Y, sq)
                 norm = float(sq.compute())
@@ -224,6 +323,60 @@ class _Passes:
         else:
             Y = Y.compute()
         return Y, norm
+
+
+def _gram_step_block(
+    A: Any, X: Any, tall: bool, quiet: bool = False, low: Any = None, c: float = 1.0
+) -> Any:
+    """``A_i^H (A_i X)`` (tall) or ``A_j (A_j^H X)`` (wide) of one chunk, as a 1 x s x l block.
+
+    The adjoint product runs on a transposed view (BLAS's flag, see :func:`_adjoint_dot`).
+    ``quiet`` (the first pass): where the products overflow, the partial becomes zeros
+    without a warning (nor one from summing infinities). This only happens when the squares
+    of A's entries leave the dtype's range (a finite ``||A||_F^2`` below ``max * 1e-10``
+    bounds the product), and then the norm measured in the same pass has the run restarted
+    on A scaled into range. ``low``: the chunk is first cast to that precision (times ``c``,
+    see :func:`_low_copy_block`, guarded in the first pass).
+    """
+    if low is not None:
+        A = _low_copy_block(A, low, c, quiet)
+    if quiet and isinstance(A, np.ndarray):
+        with np.errstate(over="ignore", invalid="ignore"):
+            Z = _gram_step_block(A, X, tall)
+        return Z if np.isfinite(Z).all() else np.zeros_like(Z)
+    complex_ = A.dtype.kind == "c"
+    if tall:
+        T = A @ X
+        Z = (A.T @ T.conj()).conj() if complex_ else A.T @ T
+    else:
+        T = (A.T @ X.conj()).conj() if complex_ else A.T @ X
+        Z = A @ T
+    return Z[None]
+
+
+def _fused_final_pair(A: Any, X: Any) -> tuple[Any, Any]:
+    """``(Y_i, [A_i^H Y_i; Y_i^H Y_i])`` with ``Y_i = A_i X``, from one read of the chunk."""
+    Y = A @ X
+    return Y, _fused_final_block(A, Y)
+
+
+def _first_of(pair: Any) -> Any:
+    return pair[0]
+
+
+def _second_of(pair: Any) -> Any:
+    return pair[1]
+
+
+def _fused_final_block(A: Any, Y: Any) -> Any:
+    """``[A_i^H Y_i; Y_i^H Y_i]`` of one chunk (tall A), as a 1 x (n + l) x l block."""
+    if A.dtype.kind == "c":
+        W = (A.T @ Y.conj()).conj()
+        G = Y.conj().T @ Y
+    else:
+        W = A.T @ Y
+        G = Y.T @ Y
+    return namespace(W).concatenate([W, G.astype(W.dtype, copy=False)], axis=0)[None]
 
 
 def _squared_sum(block: Any) -> np.ndarray:
@@ -403,7 +556,8 @@ def _truncated_svd_dask_core(
         # the same numbers again (in the precision it then sketches in).
         Omega = gaussian(gen, (n, l), dtype if low is None else low, xp)
         try:
-            U, s, Vt, norm2 = _iterate(A, tall, xp, Omega, k, n_iter, check_range, low, c)
+            run = _iterate if n_iter is None else _iterate_fused
+            U, s, Vt, norm2 = run(A, tall, xp, Omega, k, n_iter, check_range, low, c)
             break
         except _OutOfRange:
             # Squares of A's entries over- or underflow (or A holds NaN/inf): as safe_scale
@@ -856,18 +1010,8 @@ def _iterate(
     :func:`sparselin.linalg._iterations.fixed_rank`. Raises :class:`_Rescale` when the
     measured norm calls for another ``c``.
     """
-    full = _Passes(A, tall, xp)
-    mixed = low is not None
-    if mixed:
-        meta = A._meta.astype(low)
-        S = A.map_blocks(_low_copy_block, low, c, dtype=low, meta=meta)
-        ops = _Passes(S, tall, xp, norm_of=A)
-        # The first pass, which measures the norm that c depends on, guards its products.
-        ops.first = A.map_blocks(_low_copy_block, low, c, True, dtype=low, meta=meta)
-        energy_factor = 1.0 / (c * c)  # the sketch holds c A
-    else:
-        ops = full
-        energy_factor = 1.0
+    full, ops, energy_factor = _sketch_passes(A, tall, xp, low, c)
+    mixed = ops is not full
     m, n = A.shape
     dtype = np.dtype(A.dtype)
     max_iter = _auto_max_iter(k, m, n)
@@ -893,14 +1037,7 @@ def _iterate(
             product, got = current.mm(X, with_norm=passes == 0)
             if got is not None:
                 norm2 = got
-                info = np.finfo(dtype)
-                in_range = float(info.tiny) * 1e10 < norm2 < float(info.max) * 1e-10
-                if not math.isfinite(norm2) or (check_range and not in_range):
-                    raise _OutOfRange
-                if mixed:
-                    factor = _sketch_factor(norm2, m * n)
-                    if factor != c:
-                        raise _Rescale(factor)
+                _check_first_norm(norm2, dtype, check_range, mixed, c, m * n)
                 rule = _StopRule(norm2, low if mixed else dtype)
         else:
             product = current.rmm(X)
@@ -936,6 +1073,164 @@ def _iterate(
             else:
                 Q, R = _orth_any(full.mm(basis)[0], xp, 2, True)
                 U, s, Vt = _from_pass((True, basis, Q, R), k, xp)
+    return U, s, Vt, norm2
+
+
+def _sketch_passes(
+    A: Any, tall: bool, xp: types.ModuleType, low: np.dtype | None, c: float
+) -> tuple[_Passes, _Passes, float]:
+    """``(full, ops, energy_factor)``: passes over A, and over the sketch's copy ``c A``.
+
+    Without ``low``, ``ops`` is ``full``. With it, ``ops`` reads ``c A`` cast to ``low``
+    chunk by chunk as A is read (never stored), and measures the norm of A itself.
+    """
+    full = _Passes(A, tall, xp)
+    if low is None:
+        return full, full, 1.0
+    meta = A._meta.astype(low)
+    S = A.map_blocks(_low_copy_block, low, c, dtype=low, meta=meta)
+    ops = _Passes(S, tall, xp, norm_of=A)
+    # The first pass, which measures the norm that c depends on, guards its products.
+    ops.first = A.map_blocks(_low_copy_block, low, c, True, dtype=low, meta=meta)
+    ops.cast = (A, low, c)
+    return full, ops, 1.0 / (c * c)  # the sketch holds c A
+
+
+def _check_first_norm(
+    norm2: float, dtype: np.dtype, check_range: bool, mixed: bool, c: float, size: int
+) -> None:
+    """Raise :class:`_OutOfRange` or :class:`_Rescale` as the first pass's norm calls for."""
+    info = np.finfo(dtype)
+    in_range = float(info.tiny) * 1e10 < norm2 < float(info.max) * 1e-10
+    if not math.isfinite(norm2) or (check_range and not in_range):
+        raise _OutOfRange
+    if mixed:
+        factor = _sketch_factor(norm2, size)
+        if factor != c:
+            raise _Rescale(factor)
+
+
+# The fused last pass keeps ``B = R^-H W^H`` (``W = A^H Y``, ``Y = A X = Q R``) while
+# ``cond(R) <= eps**-FUSED_COND_EXPONENT`` (1.9e6 in float64, 580 in float32), else it forms
+# Q from Y and B = Q^H A in one more pass. The rounding error of the fused B is bounded by
+# about eps * cond(R) * ||A|| (against eps * ||A|| for B = Q^H A), a bound far from tight:
+# measured on 3000 x 200 matrices with geometric spectra (k = 20, l = 30, n_iter = 1), the
+# fused result's true error equals the two-pass one to 1e-14 (float64, cond(R) up to 3e7)
+# and 3e-9 (float32, up to 1e4) relative, its singular values to 1e-15 / 1.2e-7 * s_1. The
+# limit stays below CholeskyQR2's reach (eps**-0.5), where R itself becomes unreliable and
+# the condition number read from it saturates.
+FUSED_COND_EXPONENT = 0.4
+
+
+def _fused_cond_limit(dtype: np.dtype) -> float:
+    return float(np.finfo(dtype).eps) ** -FUSED_COND_EXPONENT
+
+
+def _cond(R: Any, xp: types.ModuleType) -> float:
+    """The 2-norm condition number of a small matrix (inf when singular)."""
+    sv = _host(small_svd(R, xp, compute_uv=False)).astype(np.float64)
+    if not sv.size or not sv[-1] > 0.0 or not math.isfinite(float(sv[0])):
+        return math.inf
+    return float(sv[0] / sv[-1])
+
+
+def _iterate_fused(
+    A: Any,
+    tall: bool,
+    xp: types.ModuleType,
+    Omega: Any,
+    k: int,
+    n_iter: int,
+    check_range: bool,
+    low: np.dtype | None = None,
+    c: float = 1.0,
+) -> tuple[Any, Any, Any, float]:
+    """A fixed number of power iterations in fewer passes; returns ``U, s, Vt, ||A||_F^2``.
+
+    The basis is that of the in-memory scheme, ``Q = orth(A (A^H A)^q Omega)`` (the same
+    test matrix), but the passes are arranged differently:
+
+    * Tall A (row chunks): each power step ``X <- orth(A^H (A X))`` is one pass (every task
+      makes both products with its chunk, see :meth:`_Passes.gram_step`), on the sketch's
+      copy where ``low`` is given; ``X`` is n x l, orthonormalised in memory. The last pass,
+      in A's precision, makes ``Y = A X`` (kept on the workers), ``W = A^H Y`` and
+      ``G = Y^H Y`` together. With ``Y = Q R`` (CholeskyQR2 from ``G`` and one Gram of the
+      kept ``Y``, not of A), ``B = Q^H A = R^-H W^H``, and ``U = Y R^-1 U_B``: q power
+      iterations cost q + 1 passes instead of 2 q + 2. While ``cond(R)`` is above
+      :data:`FUSED_COND_EXPONENT`'s limit (predicted from the last power step, and checked on
+      ``R`` itself) ``Q`` is made from ``Y`` as in memory and ``B = Q^H A`` in one more pass.
+    * Wide A (column chunks): ``Y = A Omega`` (one pass), q power steps
+      ``X <- orth(A (A^H X))`` of one pass each, then ``B^H = A^H Q`` in A's precision:
+      q + 2 passes instead of 2 q + 2, and the Rayleigh-Ritz step of the in-memory code.
+
+    The results equal the in-memory ones up to the rounding of the power steps (the
+    products are the same, grouped differently).
+    """
+    full, ops, _ = _sketch_passes(A, tall, xp, low, c)
+    mixed = ops is not full
+    m, n = A.shape
+    dtype = np.dtype(A.dtype)
+    limit = _fused_cond_limit(dtype)
+    norm2: float | None = None
+    if not tall:
+        P, norm2 = ops.mm(Omega, with_norm=True)
+        assert norm2 is not None
+        _check_first_norm(norm2, dtype, check_range, mixed, c, m * n)
+        for _ in range(n_iter):
+            P = ops.gram_step(orth(P, xp))[0]
+        Q = orth(P.astype(dtype, copy=False), xp)
+        factors = _ritz_factors_any(full.rmm(Q), xp)
+        U, s, Vt = _ritz_svd_any(Q, factors, k)
+        if mixed and norm2:
+            err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
+            if err2 < (ENERGY_RESOLUTION * float(np.finfo(low).eps)) ** 2 * norm2:
+                # As in memory: single precision cannot resolve the range of a nearly
+                # exactly low-rank A; the basis of the full-precision B^H spans its row space
+                # to working precision, and one more full-precision pass from it is exact.
+                basis = factors[0]
+                Q2, R2 = _orth_any(full.mm(basis)[0], xp, 2, True)
+                U, s, Vt = _from_pass((True, basis, Q2, R2), k, xp)
+        return U, s, Vt, norm2
+    X = Omega
+    predicted = 1.0
+    for step in range(n_iter):
+        Z, got = ops.gram_step(X, with_norm=step == 0)
+        if got is not None:
+            norm2 = got
+            _check_first_norm(norm2, dtype, check_range, mixed, c, m * n)
+        X, Rz = orth(Z, xp, return_r=True)
+        # Z = A^H A X: its singular values are about the squares of those of A X.
+        predicted = math.sqrt(_cond(Rz, xp))
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+        if n_iter:
+            X = orth(X, xp)  # orthonormal in A's precision: cond(A X) stays that of A's top
+    if predicted > limit:
+        # (n_iter >= 1 here: the norm is known.) No W: it would be wasted work.
+        Y = full.mm(X)[0]
+    else:
+        Y, W, G, got = full.fused_final(X, with_norm=norm2 is None)
+        if got is not None:  # n_iter = 0: this is the first pass
+            norm2 = got
+            _check_first_norm(norm2, dtype, check_range, False, c, m * n)
+        R1 = _cholesky_upper(G, xp)
+        if R1 is not None and _cond(R1, xp) <= limit:
+            # CholeskyQR2: the second Gram is of Q1 = Y R1^-1, a reduction over the kept Y.
+            Q1 = _dot(Y, _triangular_inverse(R1, xp))
+            R2 = _cholesky_upper(_gram(Q1, Q1), xp)
+            if R2 is not None:
+                # U = Q1 (R2^-1 U_B) from the very Q1 whose Gram gave R2 (the same lazy
+                # product, so the same rounding), which R2 corrects to orthonormal.
+                R2inv = _triangular_inverse(R2, xp)
+                u, s, wh = small_svd(conj_t(W @ _triangular_inverse(R2 @ R1, xp)), xp)
+                assert norm2 is not None
+                return _dot(Q1, R2inv @ u[:, :k]), s[:k], wh[:k], norm2
+    assert norm2 is not None
+    # Y is too ill-conditioned for B = R^-H W^H: orthonormalise it as in memory (tsqr where
+    # CholeskyQR2 cannot) and form B = Q^H A in one more pass.
+    Q, _ = _orth_any(Y, xp, 2, True)
+    factors = _ritz_factors_any(full.rmm(Q), xp)
+    U, s, Vt = _ritz_svd_any(Q, factors, k)
     return U, s, Vt, norm2
 
 
@@ -1045,7 +1340,7 @@ def _finish(
 
 
 def _host(a: Any) -> np.ndarray:
-    return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
+    return np.asarray(to_numpy(a))  # to_numpy: the one home of device-to-host copies
 
 
 # --- Streaming: one pass over the blocks of a dask array, each block computed once ---------
