@@ -207,6 +207,29 @@ def test_estimators_call_no_scipy_blas():
         assert calls.outside == [] and calls.inside == []
 
 
+@pytest.mark.parametrize("loss", ["lasso", "sqrt_lasso", "lad_lasso"])
+def test_recovery_solvers_call_no_scipy_blas(loss):
+    # The convex solvers' support solves and the LAD simplex's basis inverses run in
+    # NumPy's LAPACK (they once called SciPy's cho_factor / lu_factor in their loops).
+    from sparselin.recovery import lam_max
+
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((40, 120))
+    x = np.zeros(120)
+    x[[3, 50, 99]] = [1.0, -2.0, 0.5]
+    y = A @ x + 0.01 * rng.standard_normal(40)
+    solve = {
+        "lasso": sparselin.weighted_lasso,
+        "sqrt_lasso": sparselin.sqrt_lasso,
+        "lad_lasso": sparselin.lad_lasso,
+    }[loss]
+    lam = 0.05 * lam_max(A, y, loss)
+    calls = _run_twice(lambda: solve(A, y, lam))
+    assert calls.outside == [] and calls.inside == []
+    calls = _run_twice(lambda: sparselin.omp(A, np.c_[y, 2 * y], n_nonzero=3))
+    assert calls.outside == [] and calls.inside == []
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_lanczos_runs_arpack_inside_the_limit(dtype):
     A = _matrix(dtype, "dense")

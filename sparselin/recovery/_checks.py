@@ -88,7 +88,8 @@ def check_problem(
 
 
 def check_weights(weights: Any, n_features: int, dtype: np.dtype, *, device: bool = False) -> Any:
-    """Non-negative finite weights, one per column of A (None means all ones).
+    """Non-negative finite weights, one per column of A (None means all ones), in the real
+    precision of ``dtype`` (a weight too large for it is an error that says so).
 
     With ``device=True`` (A lives on the GPU) CuPy weights are accepted and checked where
     they are; host weights are accepted either way and returned as NumPy.
@@ -109,9 +110,20 @@ def check_weights(weights: Any, n_features: int, dtype: np.dtype, *, device: boo
         raise ValueError(
             f"weights must have shape ({n_features},), one per column of A, got {w.shape}"
         )
-    w = w.astype(real)
+    # Finite as given first, then finite in the problem's precision: a float64 weight above
+    # float32's largest value (3.4e38) becomes inf in the cast, and "must be finite" would
+    # blame a finite input.
     if not bool(xp.all(xp.isfinite(w))):
         raise ValueError("weights must be finite (use 0 for an unpenalised column)")
+    with np.errstate(over="ignore"):  # the overflow is reported below, not warned about
+        cast = w.astype(real)
+    if not bool(xp.all(xp.isfinite(cast))):
+        raise ValueError(
+            f"weights must fit the {real} precision of A and y: the largest weight is "
+            f"{float(xp.max(w)):.3g}, above the largest {real} ({float(np.finfo(real).max):.3g});"
+            " pass float64 A and y, or scale the weights down (and lam, if any, up) by one factor"
+        )
+    w = cast
     if bool(xp.any(w < 0)):
         raise ValueError("weights must be non-negative, got a negative entry")
     return w

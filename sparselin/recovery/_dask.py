@@ -3,10 +3,12 @@
 Signals are independent, so a dask ``y`` of shape ``(m, n_signals)`` chunked along its
 signals (its ``m`` rows in one chunk) is recovered chunk by chunk: each task runs the
 in-memory :func:`sparselin.recovery.omp` (one batched call per chunk, Gram or residual path
-as it chooses) or :func:`sparselin.recovery.loss_omp` (one call per signal) on its chunk. The
-dictionary is validated once, here, and enters the graph once, as a single key that every
-task depends on (``dask.delayed``), so it is neither copied into each task nor re-sent per
-chunk to a distributed worker. The results are lazy dask arrays with ``y``'s signal chunks;
+as it chooses) or :func:`sparselin.recovery.loss_omp` (one call per signal) on its chunk,
+through their private cores (``_omp_core``, ``_loss_omp_core``), which validate nothing. The
+dictionary is validated and its columns normalised once, here, and enters the graph once, as
+a single key that every task depends on (``dask.delayed``), so it is neither copied into each
+task nor re-sent per chunk to a distributed worker, and no task checks it again (a finiteness
+pass over ``A`` per chunk). The results are lazy dask arrays with ``y``'s signal chunks;
 nothing runs until they are computed. The finiteness of ``y`` is checked in each task, when
 its chunk is read (a lazy array cannot be checked without being computed).
 """
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._array import dask_array_module, dask_chunk_namespace, result_dtype
-from .._validation import check_int, check_real
+from .._validation import all_finite, check_int, check_real
 from ._checks import check_dictionary, check_weights
 
 __all__ = ["check_dask_signals", "loss_omp_dask", "omp_dask"]
@@ -79,6 +81,36 @@ def _no_path(return_path: Any) -> None:
         )
 
 
+def _chunk(Y: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A chunk of signals read by its task: finite (known only now), in the problem's dtype
+    (the rest of ``y`` was checked lazily by :func:`check_dask_signals`)."""
+    if not all_finite(Y):
+        raise ValueError("y contains NaN or infinity")
+    return Y.astype(dtype, copy=False)
+
+
+def _aligned(prepared: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """The shared arrays as the task got them, copied only where misaligned: a distributed
+    worker can unpack the graph's copy of ``A`` at an odd address, and NumPy then leaves BLAS
+    for its own loops, whose rounding differs from the in-memory results (by an ulp, found
+    in the LocalCluster test)."""
+    return tuple(np.require(a, requirements="A") for a in prepared)
+
+
+def _prepared(A: np.ndarray, dtype: np.dtype, work: np.dtype | None = None) -> tuple[Any, Any]:
+    """The validated ``A`` in the problem's ``dtype`` with unit-norm columns, and the norms
+    to map the coefficients back, formed exactly as :func:`~sparselin.recovery.omp` (``work``
+    None) or :func:`~sparselin.recovery.loss_omp` (columns in ``work`` precision) form them."""
+    from ._greedy import _column_norms
+
+    A = A.astype(dtype, copy=False)
+    norms = _column_norms(A)
+    if work is None:
+        return A / norms.astype(dtype), norms
+    norms = norms.astype(np.float64)
+    return A.astype(work) / norms, norms
+
+
 def _per_block(func: Any, y: Any, A: Any, outputs: list[tuple[Any, np.dtype, int]]) -> list[Any]:
     """Run ``func(A, block)`` on each chunk of signals; one lazy dask array per output.
 
@@ -87,7 +119,8 @@ def _per_block(func: Any, y: Any, A: Any, outputs: list[tuple[Any, np.dtype, int
     """
     da = dask_array_module()
     dask = importlib.import_module("dask")
-    # One key holds A; every task refers to it instead of carrying a copy.
+    # One key holds A (with whatever else every task needs: its norms, the weights); every
+    # task refers to it instead of carrying a copy.
     A_key = dask.delayed(A, pure=True)
     parts: list[list[Any]] = [[] for _ in outputs]
     base = dask.base.tokenize(func.label, sorted(func.options.items()), A_key.key, y.name)
@@ -103,17 +136,29 @@ def _per_block(func: Any, y: Any, A: Any, outputs: list[tuple[Any, np.dtype, int
 
 
 class _OMPBlock:
-    """``omp`` on one chunk of signals (a picklable callable for distributed workers)."""
+    """``omp`` on one chunk of signals (a picklable callable for distributed workers), given
+    the prepared dictionary and weights ``(A / norms, norms, w)`` (one shared key)."""
 
     label = "omp"
 
     def __init__(self, **options: Any) -> None:
         self.options = options
 
-    def __call__(self, A: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, ...]:
-        from ._greedy import omp
+    def __call__(self, prepared: tuple[np.ndarray, ...], Y: np.ndarray) -> tuple[Any, ...]:
+        from ._greedy import _omp_core
 
-        out = omp(A, Y, **self.options)
+        An, norms, w = _aligned(prepared)
+        o = self.options
+        out = _omp_core(
+            An,
+            norms,
+            _chunk(Y, An.dtype),
+            w,
+            o["n_nonzero"],
+            o["tol"],
+            False,
+            o["return_n_iter"],
+        )
         return out if isinstance(out, tuple) else (out,)
 
 
@@ -136,22 +181,18 @@ def omp_dask(
     w = check_weights(weights, N, dtype)
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0)
+        n_nonzero = min(m, N)  # as omp: the tolerance alone stops
     else:
         if n_nonzero is None:
             n_nonzero = max(int(0.1 * N), 1)
         n_nonzero = check_int(n_nonzero, "n_nonzero", low=1, high=N)
     _no_path(return_path)
     _check_flag(return_n_iter, "return_n_iter")
-    func = _OMPBlock(
-        n_nonzero=n_nonzero,
-        tol=tol,
-        weights=None if weights is None else w,
-        return_n_iter=bool(return_n_iter),
-    )
+    func = _OMPBlock(n_nonzero=n_nonzero, tol=tol, return_n_iter=bool(return_n_iter))
     outputs: list[tuple[Any, np.dtype, int]] = [(lambda s: (N, s), dtype, 1)]
     if return_n_iter:
         outputs.append((lambda s: (s,), np.dtype(np.int64), 0))
-    parts = _per_block(func, y, A, outputs)
+    parts = _per_block(func, y, (*_prepared(A, dtype), w), outputs)
     return tuple(parts) if return_n_iter else parts[0]
 
 
@@ -164,9 +205,14 @@ class _LossOMPBlock:
         self.kmax = kmax
         self.options = options
 
-    def __call__(self, A: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, ...]:
-        from ._greedy import loss_omp
+    def __call__(self, prepared: tuple[np.ndarray, ...], Y: np.ndarray) -> tuple[Any, ...]:
+        from ._greedy import _loss_omp_core
+        from ._losses import LOSSES
 
+        An, norms, w = _aligned(prepared)
+        o = self.options
+        F = LOSSES[o["loss"]]()
+        Y = _chunk(Y, o["dtype"])
         n_sig = Y.shape[1]
         support = np.full((n_sig, self.kmax), -1, np.int64)
         loss = np.full((n_sig, self.kmax + 1), np.nan)
@@ -174,7 +220,19 @@ class _LossOMPBlock:
         reason = np.empty(n_sig, _REASON_DTYPE)
         coefs = []
         for j in range(n_sig):
-            res = loss_omp(A, Y[:, j], **self.options)
+            res = _loss_omp_core(
+                An,
+                norms,
+                Y[:, j],
+                o["dtype"],
+                F,
+                o["penalty"],
+                o["lam"],
+                w,
+                self.kmax,
+                o["tol"],
+                False,
+            )
             coefs.append(res.coef)
             support[j, : res.n_iter] = res.support
             loss[j, : res.loss.shape[0]] = res.loss
@@ -218,19 +276,13 @@ def loss_omp_dask(
     if tol is not None:
         tol = check_real(tol, "tol", low=0.0)
     _no_path(return_path)
-    func = _LossOMPBlock(
-        kmax,
-        loss=loss,
-        penalty=penalty,
-        lam=lam,
-        weights=None if weights is None else w,
-        n_nonzero=n_nonzero,
-        tol=tol,
-    )
+    func = _LossOMPBlock(kmax, loss=loss, penalty=penalty, lam=lam, tol=tol, dtype=dtype)
+    # as loss_omp: the gains in float64 (complex128), whatever the input precision
+    work = np.dtype(np.complex128 if dtype.kind == "c" else np.float64)
     coef, support, history, n_iter, reason = _per_block(
         func,
         y,
-        A,
+        (*_prepared(A, dtype, work), w),
         [
             (lambda s: (N, s), dtype, 1),
             (lambda s: (s, kmax), np.dtype(np.int64), 0),

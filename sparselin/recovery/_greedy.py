@@ -233,13 +233,33 @@ def omp(
             return_n_iter=bool(return_n_iter),
         )
 
+    norms = _column_norms(A)
+    return _omp_core(
+        A / norms.astype(dtype), norms, y, w, n_nonzero_eff, tol, return_path, return_n_iter
+    )
+
+
+def _omp_core(
+    An: np.ndarray,
+    norms: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n_nonzero_eff: int,
+    tol: float | None,
+    return_path: bool,
+    return_n_iter: bool,
+) -> Any:
+    """:func:`omp` on the CPU after validation, which it does not repeat: ``An`` is ``A``
+    with unit-norm columns (``norms``, to map the coefficients back), ``y`` finite, of ``An``'s
+    dtype, ``w`` checked weights. The dask path validates ``A`` once and calls this per chunk
+    of signals."""
+    m, N = An.shape
+    dtype = An.dtype
     one = y.ndim == 1
     Y = y[:, None] if one else y
     n_sig = Y.shape[1]
     # Never more atoms than rows: beyond m the next atom is always linearly dependent.
     kmax = min(n_nonzero_eff, m)
-    norms = _column_norms(A)
-    An = A / norms.astype(dtype)
     real = np.finfo(dtype).dtype
     eps = float(np.finfo(dtype).eps)
     ynorm2 = np.einsum("ij,ij->j", Y.conj(), Y).real.astype(np.float64)
@@ -334,7 +354,7 @@ def omp(
         status[(status == _kernels.DONE) & (n_at == kmax)] = _kernels.PREMATURE
     premature = (status == _kernels.PREMATURE) & (ynorm2 > 0)
     if premature.any():
-        warnings.warn(PREMATURE_MESSAGE, RuntimeWarning, stacklevel=2)
+        warnings.warn(PREMATURE_MESSAGE, RuntimeWarning, stacklevel=3)  # omp's caller
 
     coef = np.zeros((N, n_sig), dtype)
     inv = (1.0 / norms).astype(real)
@@ -502,7 +522,30 @@ def loss_omp(
     # nearly equal losses, and the selection is only as good as their accuracy.
     work = np.complex128 if dtype.kind == "c" else np.float64
     norms = _column_norms(A).astype(np.float64)
-    An = A.astype(work) / norms
+    return _loss_omp_core(
+        A.astype(work) / norms, norms, y, dtype, F, penalty, lam, w, kmax, tol, return_path
+    )
+
+
+def _loss_omp_core(
+    An: np.ndarray,
+    norms: np.ndarray,
+    y: np.ndarray,
+    dtype: np.dtype,
+    F: Loss,
+    penalty: str,
+    lam: float,
+    w: np.ndarray,
+    kmax: int,
+    tol: float | None,
+    return_path: bool,
+) -> LossOMPResult:
+    """:func:`loss_omp` after validation, which it does not repeat: ``An`` is ``A`` with
+    unit-norm columns in float64 or complex128 (``norms`` maps the coefficients back), ``y``
+    one finite signal, ``dtype`` the results' precision. The dask path validates ``A`` once
+    and calls this per signal."""
+    N = An.shape[1]
+    work = An.dtype
     yw = y.astype(work)
     pen: Penalty = PENALTIES[penalty](lam, w)
     refit = F.refit(An, yw)

@@ -33,8 +33,9 @@ pivots from the slack basis ``x = 0``.
   is optimal there, one product ``A^T pi`` prices every column, the most violated dual
   constraints join, and the pivots continue from the same basis (a basis stays primal
   feasible when columns are added).
-* **Refactorisation** every ``_REFACTOR`` pivots and at the end: the basis is solved afresh
-  (LU) for ``x_B`` and ``pi``, so rounding does not accumulate.
+* **Refactorisation** every ``_REFACTOR`` pivots and at the end: the basis is inverted afresh
+  (NumPy's LAPACK, with its condition number) for ``x_B`` and ``pi``, so rounding does not
+  accumulate; the inverse of a round's end is the next round's start.
 * **Warm starts**: along a path only the costs change, and a basis stays primal feasible
   under a change of costs, so the last basis is the next start; a ``coef_init`` seeds the
   working set with its support.
@@ -46,12 +47,12 @@ back on its HiGHS column generation.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-import scipy.linalg as sla
+
+from ..linalg._dense import _cholesky_upper
 
 __all__ = ["LADState", "lad_simplex", "lad_solve"]
 
@@ -202,20 +203,77 @@ def _pivots(AW, tW, invn, W, N, basis, cB, Binv, xB, pi, g, max_piv, tol_d):  # 
     return max_piv, 1
 
 
-def _lu(B: np.ndarray):
-    """LU factors of a basis matrix, or None if it is singular to working precision (the
-    caller then repairs the basis or gives up; SciPy's singular-matrix warning is not for
-    the user)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sla.LinAlgWarning)
-        try:
-            lu, piv = sla.lu_factor(B, check_finite=False)
-        except (ValueError, np.linalg.LinAlgError):
-            return None
-    dg = np.abs(np.diag(lu))
-    if not np.all(np.isfinite(dg)) or dg.min() <= 1e-13 * max(float(dg.max()), 1e-300):
+def _inverse(B: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """Explicit inverse of a basis matrix and its 1-norm condition number, or None if the
+    basis is singular to working precision (the caller then repairs the basis or gives up).
+
+    NumPy's LAPACK, not SciPy's ``lu_factor``/``lu_solve`` (one BLAS in hot paths, see
+    ``sparselin._threads``). The simplex method's start and the crossover need this inverse
+    anyway (the pivots update it), so it replaces an LU of the same basis there; the ends of
+    rounds solve with NumPy's LU instead (:func:`_basis_solve`). Measured against the SciPy
+    version at 500 x 5000, lam_max / 20 (one process, alternating, 16 rounds, load 2-3 on the
+    shared 2-core machine; ``benchmarks/results/recovery_cpu_2026-12-06s26misc.json``): median
+    314 against 316 ms at one thread, 331 against 353 ms at the default threads (``lad_lasso``
+    holds BLAS at one thread inside either way), the same solution (coefficients within 1e-14,
+    duality gap 1.4e-11 against 2.2e-11). The condition number ``||B||_1 ||B^-1||_1`` is
+    exact and costs two column sums.
+    """
+    try:
+        Binv = np.linalg.inv(B)
+    except np.linalg.LinAlgError:
         return None
-    return lu, piv
+    if not np.all(np.isfinite(Binv)):
+        return None
+    cond = float(np.abs(B).sum(axis=0).max()) * float(np.abs(Binv).sum(axis=0).max())
+    if not cond <= _MAX_COND:
+        return None
+    return Binv, cond
+
+
+def _basis_solve(
+    B: np.ndarray, approx_inv: np.ndarray, rhs: np.ndarray, transpose: bool
+) -> np.ndarray | None:
+    """``B^-1 rhs`` (``B^-T rhs`` if ``transpose``) solved afresh by NumPy's LU, or None if
+    ``B`` is singular to working precision. The condition number comes from
+    ``approx_inv``, the pivots' rank-one-updated inverse of the same basis (two column sums),
+    since NumPy does not return the LU factors to judge from. A fresh LU solve rather than
+    a fresh inverse reused by the next round: a round's end is often the last (then the
+    inverse would be wasted), and the reused inverse left a 50x larger duality gap (7e-10
+    against 1.4e-11 at 500 x 5000) at no gain in time."""
+    cond = float(np.abs(B).sum(axis=0).max()) * float(np.abs(approx_inv).sum(axis=0).max())
+    if not cond <= _MAX_COND:
+        return None
+    try:
+        z = np.linalg.solve(B.T if transpose else B, rhs)
+    except np.linalg.LinAlgError:
+        return None
+    return z if bool(np.all(np.isfinite(z))) else None
+
+
+# A basis whose 1-norm condition number exceeds this is treated as singular (its multipliers
+# and primal values would keep about one correct digit). The exact condition number runs about
+# 10^3 above the ratio of the extreme LU pivots that the SciPy version of this test used
+# (1e-13 on that ratio): 9e4 against 15 for the crossover basis at 500 x 5000, lam_max / 20.
+_MAX_COND = 1e15
+
+
+@numba.njit(cache=True, nogil=True)
+def _cholesky_solve(L, b):  # pragma: no cover
+    """``(L L^T)^-1 b`` for a C-ordered lower-triangular ``L``: two substitutions, each
+    reading ``L`` by rows (the back substitution is column-oriented on ``L^T``)."""
+    m = b.shape[0]
+    z = b.copy()
+    for i in range(m):
+        acc = z[i]
+        for k in range(i):
+            acc -= L[i, k] * z[k]
+        z[i] = acc / L[i, i]
+    for i in range(m - 1, -1, -1):
+        z[i] /= L[i, i]
+        zi = z[i]
+        for k in range(i):
+            z[k] -= L[i, k] * zi
+    return z
 
 
 def _basis_matrix(A: np.ndarray, basis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -300,14 +358,19 @@ def _ipm(As, ys, ts, q, tol, max_iter=80):
         H = AQ @ AQ.T
         H[diag] += D[2 * N : 2 * N + m] + D[2 * N + m :]
         H[diag] += 1e-13 * float(np.trace(H)) / m
-        try:
-            L = sla.cho_factor(H, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
+        # NumPy's Cholesky and two compiled substitutions rather than SciPy's cho_factor /
+        # cho_solve (one BLAS in hot paths): the same speed at one BLAS thread (m = 500,
+        # medians of 30 on the loaded shared machine: factor 1.7 ms either way, solve 0.20
+        # against 0.24 ms); the triangular inverse (_triangular_inverse) instead of the
+        # substitutions would cost 12 ms more per iteration (~14 iterations here)
+        R = _cholesky_upper(H, np)
+        if R is None:
             break
+        L = np.ascontiguousarray(R.T)
         Drd = D * rd
 
         def solve(rc, L=L, Drd=Drd, rp=rp, rd=rd, v=v, s=s):
-            dpi = sla.cho_solve(L, rp + Mv(Drd - rc / s), check_finite=False)
+            dpi = _cholesky_solve(L, rp + Mv(Drd - rc / s))
             ds = rd - MTp(dpi)
             return (rc - v * ds) / s, dpi, ds
 
@@ -328,7 +391,8 @@ def _crossover(As, ys, x, u, pi, sp_, sm_):
     """A basis from an interior point: the ``m`` columns of ``[A, I]`` most clearly basic
     (primal value large against its dual slack), signed so that the basis is primal feasible
     (every column has a mirror of the same cost, so any nonsingular choice can be made
-    feasible). Dependent choices are replaced by slacks. Returns the basis codes or None."""
+    feasible). Dependent choices are replaced by slacks. Returns the basis codes and the
+    basis's inverse, or None."""
     m, N = As.shape
     ax = np.abs(x)
     slx = np.minimum(sp_, sm_)
@@ -343,10 +407,8 @@ def _crossover(As, ys, x, u, pi, sp_, sm_):
     is_x = chosen < N
     B[:, is_x] = As[:, chosen[is_x]]
     B[chosen[~is_x] - N, np.flatnonzero(~is_x)] = 1.0
-    factors = _lu(B)
-    if factors is not None:
-        dg = np.abs(np.diag(factors[0]))
-    if factors is None or dg.min() <= 1e-10 * dg.max():
+    inv = _inverse(B)
+    if inv is None or inv[1] > _CROSSOVER_MAX_COND:
         # basis repair: keep the independent chosen columns (greedy Gram-Schmidt in score
         # order) and complete with slacks
         cols: list[int] = []
@@ -369,12 +431,16 @@ def _crossover(As, ys, x, u, pi, sp_, sm_):
         B = np.zeros((m, m))
         B[:, is_x] = As[:, chosen[is_x]]
         B[chosen[~is_x] - N, np.flatnonzero(~is_x)] = 1.0
-        factors = _lu(B)
-        if factors is None:
+        inv = _inverse(B)
+        if inv is None:
             return None
-    z = sla.lu_solve(factors, ys, check_finite=False)
-    neg = (z < 0).astype(np.int64)
-    return np.where(is_x, 2 * chosen, 2 * N + 2 * (chosen - N)) + neg
+    Binv = inv[0]
+    z = Binv @ ys
+    neg = z < 0
+    # the basis's columns with a negative value change sign (their mirrors), and so do the
+    # matching rows of the inverse, which the simplex method starts from
+    Binv[neg] *= -1.0
+    return np.where(is_x, 2 * chosen, 2 * N + 2 * (chosen - N)) + neg, Binv
 
 
 def lad_solve(
@@ -412,17 +478,21 @@ def lad_solve(
             return quick
     As, ys, ts, _, _ = sc
     x, u, pi, sp_, sm_ = _ipm(As, ys, ts, q=min(N, 2 * m), tol=_IPM_TOL)
-    basis = _crossover(As, ys, x, u, pi, sp_, sm_)
-    start = None
-    if basis is not None:
+    crossed = _crossover(As, ys, x, u, pi, sp_, sm_)
+    start = binv = None
+    if crossed is not None:
+        basis, binv = crossed
         wt = np.abs(x) / (np.minimum(sp_, sm_) + 1e-300)
         ws = np.argpartition(-wt, min(N, 2 * m) - 1)[: min(N, 2 * m)]
         xb = basis[basis < 2 * N] // 2
         start = LADState(basis, np.union1d(ws, xb).astype(np.int64))
-    return lad_simplex(A, y, t, state=start, **kw)
+    return lad_simplex(A, y, t, state=start, binv=binv, **kw)
 
 
 _IPM_TOL = 1e-3  # enough for a crossover basis a few dozen pivots from the optimum
+# A crossover basis worse conditioned than this is repaired (see _crossover); the SciPy
+# version repaired at an LU pivot ratio of 1e-10, about 1e13 in condition (see _MAX_COND).
+_CROSSOVER_MAX_COND = 1e13
 
 
 def lad_simplex(
@@ -435,11 +505,12 @@ def lad_simplex(
     max_rounds: int = 50,
     max_pivots: int | None = None,
     scaled: tuple | None = None,
+    binv: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, LADState, int] | None:
     """Solve ``min_x ||y - A x||_1 + sum_j t_j |x_j|`` (``A`` float64, Fortran order, any
     scale). Returns ``(x, pi, state, rounds)``, or None on numerical failure or after
     ``max_pivots`` pivots (default ``20 (m + N)``). ``scaled`` is ``_scaled(A, y, t)`` if
-    the caller has it already.
+    the caller has it already, ``binv`` the inverse of ``state``'s basis matrix (scaled).
 
     ``state`` is a basis from an earlier solve on the same ``A`` and ``y`` (any ``t``);
     ``seed`` indexes columns to put in the first working set (a warm start's support).
@@ -465,10 +536,14 @@ def lad_simplex(
     # first working set: the seed, and the columns whose dual constraints are most violated at
     # the starting multipliers
     B, is_x = _basis_matrix(As, basis)
-    lu = _lu(B)
-    if lu is None:
-        return None
-    pi = sla.lu_solve(lu, _costs(basis, ts, N), trans=1, check_finite=False)
+    if binv is None:
+        inv = _inverse(B)
+        if inv is None:
+            return None
+        binv = inv[0]
+    # the explicit inverse serves the pricing here and the first pivots below
+    Binv: np.ndarray | None = binv
+    pi = Binv.T @ _costs(basis, ts, N)
     gfull = As.T @ pi
     add = [] if seed is None else [np.asarray(seed, dtype=np.int64)]
     viol = (np.abs(gfull) - ts) * invn_all
@@ -489,13 +564,14 @@ def lad_simplex(
         tW = ts[ws]
         invn = invn_all[ws]
         while True:
-            B, is_x = _basis_matrix(As, basis)
-            try:
-                Binv = np.linalg.inv(B)
-            except np.linalg.LinAlgError:
-                return None
-            if not np.all(np.isfinite(Binv)):
-                return None
+            if Binv is None:  # refactorisation after a chunk of pivots
+                B, is_x = _basis_matrix(As, basis)
+                try:
+                    Binv = np.linalg.inv(B)
+                except np.linalg.LinAlgError:
+                    return None
+                if not np.all(np.isfinite(Binv)):
+                    return None
             cB = _costs(basis, ts, N)
             xB = np.maximum(Binv @ ys, 0.0)
             pi = Binv.T @ cB
@@ -505,6 +581,7 @@ def lad_simplex(
             if chunk <= 0:
                 return None
             done, status = _pivots(AW, tW, invn, ws, N, basis, cB, Binv, xB, pi, g, chunk, tol_d)
+            upd, Binv = Binv, None  # updated in place by the pivots: factorise afresh
             total += done
             if status == 2:
                 return None
@@ -512,10 +589,9 @@ def lad_simplex(
                 break
         # exact multipliers of the final basis, then price every column
         B, is_x = _basis_matrix(As, basis)
-        lu = _lu(B)
-        if lu is None:
+        pi = _basis_solve(B, upd, _costs(basis, ts, N), transpose=True)
+        if pi is None:
             return None
-        pi = sla.lu_solve(lu, _costs(basis, ts, N), trans=1, check_finite=False)
         gfull = As.T @ pi
         viol = (np.abs(gfull) - ts) * invn_all
         viol[in_ws] = -np.inf
@@ -528,7 +604,9 @@ def lad_simplex(
             if bad.size > n_add:
                 bad = bad[np.argpartition(-viol[bad], n_add - 1)[:n_add]]
             ws = np.union1d(ws, bad).astype(np.int64)
-    xB = sla.lu_solve(lu, ys, check_finite=False)
+    xB = _basis_solve(B, upd, ys, transpose=False)
+    if xB is None:
+        return None
     x = np.zeros(N)
     xb = basis[is_x]
     vals = xB[is_x] * np.where(xb % 2 == 0, 1.0, -1.0)

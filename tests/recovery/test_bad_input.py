@@ -32,6 +32,13 @@ y_inf[0] = np.inf
 w_neg = np.ones(30)
 w_neg[4] = -1.0
 Ac = A + 1j * rng.standard_normal((20, 30))
+# float32 problem with a finite float64 weight beyond float32's range (inf after the cast):
+# the error must say the weight is too large for the precision, not that it is not finite
+A32 = A.astype(np.float32)
+y32 = y.astype(np.float32)
+w_big = np.ones(30)
+w_big[4] = 1e39
+BIG = "weights must fit the float32 precision of A and y: the largest weight is 1e\\+39"
 
 OMP_CASES = [
     ((A, y[:19]), {}, ValueError, "as many rows as A"),
@@ -47,6 +54,8 @@ OMP_CASES = [
     ((A, y), {"weights": w_neg}, ValueError, "weights must be non-negative"),
     ((A, y), {"weights": np.ones(29)}, ValueError, "weights must have shape"),
     ((A, y), {"weights": np.ones(30) * 1j}, TypeError, "weights must be real"),
+    ((A, y), {"weights": np.full(30, np.nan)}, ValueError, "weights must be finite"),
+    ((A32, y32), {"weights": w_big}, ValueError, BIG),
     ((A, y), {"return_path": "yes"}, TypeError, "return_path must be a bool"),
     ((sp.csr_matrix(A), y), {}, TypeError, "A must be a dense NumPy or CuPy array"),
     ((A[0], y), {}, ValueError, "A must be 2-D"),
@@ -79,6 +88,7 @@ LOSS_OMP_CASES = [
     ((A, y), {**GOOD, "lam": -0.1}, ValueError, "lam must be"),
     ((A, y), {**GOOD, "lam": "big"}, TypeError, "lam must be a real number"),
     ((A, y), {**GOOD, "weights": w_neg}, ValueError, "weights must be non-negative"),
+    ((A32, y32), {**GOOD, "weights": w_big}, ValueError, BIG),
     ((A, y), {**GOOD, "n_nonzero": 31}, ValueError, "n_nonzero must be in"),
     ((A, Y), GOOD, ValueError, "y must be 1-D"),
     ((A, y[:5]), GOOD, ValueError, "as many rows"),
@@ -102,6 +112,7 @@ CONVEX_CASES = [
     ((A, y, float("nan")), {}, ValueError, "lam must be"),
     ((A, y, 1.0), {"weights": w_neg}, ValueError, "weights must be non-negative"),
     ((A, y, 1.0), {"weights": np.full(30, np.inf)}, ValueError, "weights must be finite"),
+    ((A32, y32, 1.0), {"weights": w_big}, ValueError, BIG),
     ((A, y[:3], 1.0), {}, ValueError, "as many rows"),
     ((A, Y, 1.0), {}, ValueError, "y must be 1-D"),
     ((A_nan, y, 1.0), {}, ValueError, "A contains NaN"),

@@ -119,12 +119,54 @@ def test_lazy_and_dictionary_in_graph_once():
     np.testing.assert_array_equal(got_n, omp(A, Y, n_nonzero=4, return_n_iter=True)[1])
 
 
-def test_nan_in_a_chunk_raises_when_computed():
+@pytest.mark.parametrize("func", ["omp", "loss_omp"])
+def test_nan_in_a_chunk_raises_when_computed(func):
     A, Y, _ = _problem(n_sig=20)
     Y[3, 17] = np.nan
-    coef = omp(A, da.from_array(Y, chunks=(40, 5)), n_nonzero=3)  # lazy: no error yet
+    Yd = da.from_array(Y, chunks=(40, 5))
+    if func == "omp":  # lazy: no error yet
+        coef = omp(A, Yd, n_nonzero=3)
+    else:
+        coef = loss_omp(A, Yd, loss="lasso", penalty="l1", lam=0.1, n_nonzero=3).coef
     with pytest.raises(ValueError, match="y contains NaN or infinity"):
         coef.compute()
+
+
+@pytest.mark.parametrize("func", ["omp", "loss_omp"])
+def test_dictionary_checked_and_normalised_once(monkeypatch, func):
+    """A is validated and its columns normalised at the public edge only, not again in each
+    chunk's task (8 chunks here): the tasks get the prepared dictionary."""
+    from sparselin.recovery import _checks, _dask, _greedy
+
+    calls = {"check": 0, "norms": 0}
+
+    def counted(name, f):
+        def wrapper(*args, **kwargs):
+            calls[name] += 1
+            return f(*args, **kwargs)
+
+        return wrapper
+
+    check = counted("check", _checks.check_dictionary)
+    # every route to the dictionary check: the dask edge and the in-memory functions' own
+    monkeypatch.setattr(_checks, "check_dictionary", check)
+    monkeypatch.setattr(_dask, "check_dictionary", check)
+    monkeypatch.setattr(_greedy, "_column_norms", counted("norms", _greedy._column_norms))
+    A, Y, _ = _problem(n_sig=40)
+    Yd = da.from_array(Y, chunks=(40, 5))
+    if func == "omp":
+        got = omp(A, Yd, n_nonzero=4).compute(scheduler="sync")
+    else:
+        got = loss_omp(A, Yd, loss="lasso", penalty="l1", lam=0.1, n_nonzero=3).coef.compute(
+            scheduler="sync"
+        )
+    assert calls == {"check": 1, "norms": 1}
+    monkeypatch.undo()
+    if func == "omp":
+        np.testing.assert_allclose(got, omp(A, Y, n_nonzero=4), atol=1e-12)
+    else:
+        ref = loss_omp(A, Y[:, 7], loss="lasso", penalty="l1", lam=0.1, n_nonzero=3).coef
+        np.testing.assert_array_equal(got[:, 7], ref)
 
 
 def test_premature_stop_warns_in_the_task():
