@@ -6,6 +6,7 @@ import numba
 import numpy as np
 
 from .._numba import jit
+from .._pool import run_chunks
 
 __all__ = [
     "abs_argmax_columns",
@@ -82,9 +83,11 @@ def copy_with_squared_norm(A: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, 
     return out, float(_copy_sum_squares(src, dst))
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _csr_matmat(
     bounds: np.ndarray,
+    c0: int,
+    c1: int,
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -92,16 +95,17 @@ def _csr_matmat(
     conj: bool,
     out: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """``out = A @ X`` (``conj(A) @ X`` for ``conj``), A in CSR, rows split at ``bounds``.
+    """``out = A @ X`` (``conj(A) @ X`` for ``conj``) on the rows of chunks ``c0 .. c1 - 1``
+    of A (CSR, rows split at ``bounds``).
 
     The gather form: each row of ``out`` sums rows of ``X`` scaled by the row's entries,
     accumulated in a local buffer (one write to ``out`` per row); the rows of a chunk belong
     to one thread, so no two threads write the same row. Duplicate or unsorted column
-    indices need nothing special: every stored entry adds its term. Declared with numba.njit
-    directly, not sparselin's ``jit``, for ``parallel=True``.
+    indices need nothing special: every stored entry adds its term. Serial and ``nogil``:
+    :func:`csr_matmat` runs the chunks on the shared chunk pool (see ``sparselin._pool``).
     """
     ncols = X.shape[1]
-    for c in numba.prange(bounds.shape[0] - 1):
+    for c in range(c0, c1):
         acc = np.empty(ncols, dtype=out.dtype)
         for i in range(bounds[c], bounds[c + 1]):
             acc[:] = 0
@@ -179,13 +183,20 @@ def csr_matmat(
         return out
     if bounds is None:
         bounds = row_partition(indptr, 4 * numba.get_num_threads())
-    _csr_matmat(bounds, indptr, indices, data, X, conj and dtype.kind == "c", out)
+    conj = conj and dtype.kind == "c"
+    run_chunks(
+        lambda c: _csr_matmat(bounds, c, c + 1, indptr, indices, data, X, conj, out),
+        bounds.shape[0] - 1,
+        numba.get_num_threads(),
+    )
     return out
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True)
 def _csr_rmatmat(
     bounds: np.ndarray,
+    c0: int,
+    c1: int,
     indptr: np.ndarray,
     indices: np.ndarray,
     data: np.ndarray,
@@ -193,14 +204,16 @@ def _csr_rmatmat(
     conj: bool,
     parts: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """``parts[c] = A[rows of chunk c]^T @ Y[those rows]`` (conjugated A for ``conj``).
+    """``parts[c] = A[rows of chunk c]^T @ Y[those rows]`` (conjugated A for ``conj``) for
+    the chunks ``c0 .. c1 - 1``.
 
     The scatter form of the transposed product: Y is read row by row in order and each entry
-    adds a scaled row of Y to a row of the output. Chunks run in parallel, each into a
-    buffer of its own (no two threads write the same memory); the caller sums the buffers.
+    adds a scaled row of Y to a row of the output. Chunks run in parallel on the chunk pool,
+    each into a buffer of its own (no two threads write the same memory); the caller sums
+    the buffers.
     """
     ncols = Y.shape[1]
-    for c in numba.prange(bounds.shape[0] - 1):
+    for c in range(c0, c1):
         out = parts[c]
         out[:, :] = 0
         for i in range(bounds[c], bounds[c + 1]):
@@ -229,16 +242,25 @@ def _csr_rmatmat(
                     out[c0, t] += v0 * Y[i, t]
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
-def _sum_parts(parts: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
-    """``parts.sum(axis=0)``, the output rows split among threads."""
+@numba.njit(cache=True, nogil=True)
+def _sum_parts(parts: np.ndarray, r0: int, r1: int) -> None:  # pragma: no cover - compiled
+    """``parts[0, r0:r1] += parts[1:, r0:r1].sum(axis=0)``: rows of the sum, serially."""
     p, n, ncols = parts.shape
-    out = parts[0].copy()
-    for i in numba.prange(n):
+    for i in range(r0, r1):
         for q in range(1, p):
             for t in range(ncols):
-                out[i, t] += parts[q, i, t]
-    return out
+                parts[0, i, t] += parts[q, i, t]
+
+
+def _sum_parts_parallel(parts: np.ndarray) -> np.ndarray:
+    """``parts.sum(axis=0)``, the output rows shared out on the chunk pool."""
+    n = parts.shape[1]
+    threads = numba.get_num_threads()
+    cuts = np.linspace(0, n, 4 * threads + 1).astype(np.int64) if n else np.zeros(1, np.int64)
+    run_chunks(
+        lambda c: _sum_parts(parts, int(cuts[c]), int(cuts[c + 1])), cuts.shape[0] - 1, threads
+    )
+    return parts[0]
 
 
 def csr_rmatmat(
@@ -268,5 +290,10 @@ def csr_rmatmat(
     if bounds.shape[0] < 2 or Y.shape[1] == 0:
         parts[...] = 0
         return parts[0]
-    _csr_rmatmat(bounds, indptr, indices, data, Y, conj and dtype.kind == "c", parts)
-    return parts[0] if parts.shape[0] == 1 else _sum_parts(parts)
+    conj = conj and dtype.kind == "c"
+    run_chunks(
+        lambda c: _csr_rmatmat(bounds, c, c + 1, indptr, indices, data, Y, conj, parts),
+        bounds.shape[0] - 1,
+        numba.get_num_threads(),
+    )
+    return parts[0] if parts.shape[0] == 1 else _sum_parts_parallel(parts)
