@@ -566,12 +566,10 @@ def lad_simplex(
         while True:
             if Binv is None:  # refactorisation after a chunk of pivots
                 B, is_x = _basis_matrix(As, basis)
-                try:
-                    Binv = np.linalg.inv(B)
-                except np.linalg.LinAlgError:
+                inverted = _inverse(B)
+                if inverted is None:
                     return None
-                if not np.all(np.isfinite(Binv)):
-                    return None
+                Binv = inverted[0]
             cB = _costs(basis, ts, N)
             xB = np.maximum(Binv @ ys, 0.0)
             pi = Binv.T @ cB
