@@ -289,31 +289,19 @@ def bench_dense(args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _dense_row(rows: list[dict[str, Any]], name: str, group: Any) -> dict[str, Any] | None:
+    """The dense-part row called ``name`` in ``group`` (one case x thread setting), if any."""
+    same = (r for r in rows if r.get("part") == "dense" and r["group"] == group)
+    return next((r for r in same if r["name"] == name), None)
+
+
 def dense_targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for row in rows:
         if row.get("part") != "dense" or row["name"] != "sparselin fwht":
             continue
-        base = next(
-            (
-                r
-                for r in rows
-                if r.get("part") == "dense"
-                and r["name"] == "numpy reshape butterflies"
-                and r["group"] == row["group"]
-            ),
-            None,
-        )
-        pair = next(
-            (
-                r
-                for r in rows
-                if r.get("part") == "dense"
-                and r["name"] == "paired: numpy / sparselin"
-                and r["group"] == row["group"]
-            ),
-            None,
-        )
+        base = _dense_row(rows, "numpy reshape butterflies", row["group"])
+        pair = _dense_row(rows, "paired: numpy / sparselin", row["group"])
         if pair is not None:
             # The alternating measurement: both methods under the same load.
             speedup, how = pair["ratio"], "paired"

@@ -211,18 +211,24 @@ def _radix(h, length):
 
 
 @jit
+def _span(x, j0, count, h, rad):
+    """One radix-``rad`` (8, 4 or 2) butterfly span of stride ``h`` (see the kernels above)."""
+    if rad == 8:
+        _span8(x, j0, count, h)
+    elif rad == 4:
+        _span4(x, j0, count, h)
+    else:
+        _span2(x, j0, count, h)
+
+
+@jit
 def _passes(x, lo, hi, h):
     # All stages with strides h, 2h, ... < hi - lo on the segment [lo, hi).
     length = hi - lo
     while h < length:
         rad = _radix(h, length)
         for g in range(lo, hi, rad * h):
-            if rad == 8:
-                _span8(x, g, h, h)
-            elif rad == 4:
-                _span4(x, g, h, h)
-            else:
-                _span2(x, g, h, h)
+            _span(x, g, h, h, rad)
         h *= rad
 
 
@@ -280,12 +286,7 @@ def _spans_range(a, h, rad, span, u0, u1):
         x = a[u // units]
         rem = u % units
         j0 = (rem // per_group) * rad * h + (rem % per_group) * span
-        if rad == 8:
-            _span8(x, j0, span, h)
-        elif rad == 4:
-            _span4(x, j0, span, h)
-        else:
-            _span2(x, j0, span, h)
+        _span(x, j0, span, h, rad)
 
 
 def _chunked(kernel, units: int, threads: int, args: tuple) -> None:
