@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["run_chunks"]
+__all__ = ["run_chunks", "run_ranges"]
 
 _EXECUTOR: ThreadPoolExecutor | None = None
 _WORKERS = 0
@@ -123,3 +123,16 @@ def run_chunks(fn: Callable[[int], None], n: int, threads: int) -> None:
         pool.submit(job.work)
     job.work()
     job.close_and_wait()
+
+
+def run_ranges(fn: Callable[[int, int], None], units: int, threads: int, chunk: int) -> None:
+    """Call ``fn(u0, u1)`` over consecutive ranges of at most ``chunk`` of ``range(units)``.
+
+    The ranges run as :func:`run_chunks` chunks on up to ``threads`` threads; a kernel that
+    loops over its range keeps its work arrays for the whole range.
+    """
+    if units <= 0:
+        return
+    step = max(1, int(chunk))
+    n = -(-units // step)
+    run_chunks(lambda i: fn(i * step, min(units, (i + 1) * step)), n, threads)

@@ -342,3 +342,41 @@ def test_scipy_linalg_is_imported_only_where_unavoidable():
                 offenders.append(f"{path.relative_to(_PACKAGE)}:{node.lineno}")
     # _threads and _info import it to load SciPy's BLAS before looking for it; neither calls it.
     assert [o for o in offenders if not o.startswith(("_threads.py:", "_info.py:"))] == []
+
+
+def _fork_join_loops(source: str, name: str) -> list[str]:
+    """Numba ``parallel=True`` kernels and ``prange`` loops."""
+    problems = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.keyword) and node.arg == "parallel":
+            if not (isinstance(node.value, ast.Constant) and node.value.value is False):
+                problems.append(f"{name}:{node.value.lineno} parallel=")
+        elif isinstance(node, ast.Attribute) and node.attr == "prange":
+            problems.append(f"{name}:{node.lineno} prange")
+        elif isinstance(node, ast.Name) and node.id == "prange":
+            problems.append(f"{name}:{node.lineno} prange")
+        elif isinstance(node, ast.alias) and node.name == "prange":
+            problems.append(f"{name} imports prange")
+    return problems
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "@numba.njit(parallel=True)\ndef k(a):\n    pass",
+        "@jit\ndef k(a):\n    for i in numba.prange(3):\n        pass",
+        "from numba import prange",
+    ],
+)
+def test_the_scan_sees_fork_join_loops(bad):
+    assert _fork_join_loops(bad, "bad.py")
+
+
+def test_no_openmp_pool_anywhere():
+    """Parallel kernels run on sparselin._pool, never as Numba fork-join loops: Numba's OpenMP
+    workers spin for milliseconds after each parallel region and took the second core from
+    the BLAS products around them (batch OMP on 2 cores: 40-75 ms per call against 30 ms)."""
+    problems = []
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        problems += _fork_join_loops(path.read_text(), str(path.relative_to(_PACKAGE)))
+    assert problems == []

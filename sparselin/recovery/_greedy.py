@@ -25,7 +25,7 @@ import numba
 import numpy as np
 
 from .._array import is_dask_array
-from .._pool import run_chunks
+from .._pool import run_chunks, run_ranges
 from .._threads import blas_limited
 from .._validation import check_int, check_real
 from . import _kernels, _omp_gpu
@@ -72,15 +72,23 @@ _MIN_TASK_ROWS = 32
 _MIN_THREADED_FLOPS = 1 << 22
 
 
+def _signal_chunk(n_sig: int, threads: int) -> int:
+    """Signals per chunk of the batch kernels: about eight chunks per thread, claimed as
+    threads come free, so a thread that is descheduled (a shared machine) or whose signals
+    stop late (``tol``) does not hold up the others; at most 64, so that each chunk still
+    amortises its work arrays and the hand-off."""
+    return max(1, min(64, n_sig // (8 * max(threads, 1))))
+
+
 def _gram_products(An: np.ndarray, Y: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
     """``G = An^H An`` and ``(An^H Y)^T`` (C-ordered), on ``threads`` threads of one BLAS each.
 
     Called with every BLAS pool held at one thread (``blas_limited``). OpenBLAS's own pool
     busy-waits for about 0.1 s after each call (``THREAD_TIMEOUT``), so a multi-threaded
-    product followed at once by Numba's parallel loop leaves one spinning BLAS worker per
-    core fighting Numba's threads: on 2 cores the batch kernel then took 46-63 ms against
+    product followed at once by the batch kernel leaves one spinning BLAS worker per core
+    fighting the kernel's threads: on 2 cores the batch kernel then took 46-63 ms against
     29 ms. Splitting the products into row blocks, one single-threaded BLAS call per block on
-    as many threads as Numba uses, keeps the products parallel (on many cores as on two)
+    ``numba.get_num_threads()`` threads, keeps the products parallel (on many cores as on two)
     while no BLAS pool is ever woken. Only the upper triangle of ``G`` is multiplied (as a
     symmetric rank-k update would); the lower one is its conjugate transpose.
     """
@@ -278,30 +286,39 @@ def _omp_core(
     status = np.zeros(n_sig, np.int64)
     path = np.zeros((n_sig, kmax, kmax) if return_path else (1, 1, 1), dtype)
 
+    # The batch kernels run as chunks of signals on sparselin's chunk pool, not as a Numba
+    # prange: OpenMP's workers spin for milliseconds after each parallel region (GNU OpenMP's
+    # GOMP_SPINCOUNT), and on 2 cores they took the second core from the next Gram products
+    # and back (256 x 1024, k = 20, 1000 signals, float64: 40-75 ms per call, against 30 ms
+    # with GOMP_SPINCOUNT=0 and with this pool, whose idle threads sleep).
+    threads = numba.get_num_threads()
     if _use_gram(m, N, n_sig, kmax, np.dtype(dtype).itemsize):
-        threads = numba.get_num_threads()
-        # Dynamic scheduling in chunks of signals: a thread that is descheduled (a shared
-        # machine) or whose signals stop late (tol) no longer holds up the others.
-        chunk = max(1, min(64, n_sig // (8 * threads)))
-        with blas_limited(), numba.parallel_chunksize(chunk):
+        with blas_limited():
             G, AtY = _gram_products(An, Y, threads)
-            _kernels.omp_gram_batch(
-                G,
-                AtY,
-                ynorm2,
-                iw2,
-                free,
-                kmax,
-                tol_v,
-                use_tol,
-                thresh,
-                piv_tol,
-                idx,
-                gam,
-                n_at,
-                status,
-                path,
-                return_path,
+            run_ranges(
+                lambda s0, s1: _kernels.omp_gram_batch(
+                    G,
+                    AtY,
+                    ynorm2,
+                    iw2,
+                    free,
+                    kmax,
+                    tol_v,
+                    use_tol,
+                    thresh,
+                    piv_tol,
+                    idx,
+                    gam,
+                    n_at,
+                    status,
+                    path,
+                    return_path,
+                    s0,
+                    s1,
+                ),
+                n_sig,
+                threads,
+                _signal_chunk(n_sig, threads),
             )
     else:
         YT = np.ascontiguousarray(Y.T)
@@ -322,29 +339,36 @@ def _omp_core(
         with limit:
             while rows.size:
                 C = R[rows] @ Ac
-                _kernels.omp_residual_step(
-                    C,
-                    rows,
-                    YT,
-                    R,
-                    AT,
-                    iw2,
-                    free,
-                    kmax,
-                    tol_v,
-                    use_tol,
-                    ynorm2,
-                    thresh,
-                    piv_tol,
-                    idx,
-                    gam,
-                    n_at,
-                    status,
-                    active,
-                    L_all,
-                    z_all,
-                    path,
-                    return_path,
+                run_ranges(
+                    lambda t0, t1, C=C, rows=rows: _kernels.omp_residual_step(
+                        C,
+                        rows,
+                        YT,
+                        R,
+                        AT,
+                        iw2,
+                        free,
+                        kmax,
+                        tol_v,
+                        use_tol,
+                        ynorm2,
+                        thresh,
+                        piv_tol,
+                        idx,
+                        gam,
+                        n_at,
+                        status,
+                        active,
+                        L_all,
+                        z_all,
+                        path,
+                        return_path,
+                        t0,
+                        t1,
+                    ),
+                    rows.size,
+                    threads,
+                    _signal_chunk(rows.size, threads),
                 )
                 rows = rows[status[rows] == _kernels.RUNNING]
         status[status == _kernels.RUNNING] = _kernels.DONE

@@ -135,7 +135,7 @@ def _axpy_rows(alpha, alpha0, G, idx, gamma, k):  # pragma: no cover - compiled
 
     Four rows per pass over ``alpha``: the rows stream from cache once each, and ``alpha``
     is loaded and stored a quarter as often as with one row per pass (the loop is bound by
-    memory traffic, not by arithmetic).
+    memory traffic, not by arithmetic). Leaves out the rows from ``k`` on.
     """
     N = alpha.shape[0]
     for n in range(N):
@@ -166,7 +166,54 @@ def _axpy_rows(alpha, alpha0, G, idx, gamma, k):  # pragma: no cover - compiled
         i += 1
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@numba.njit(cache=True, nogil=True, fastmath={"contract"})
+def _update_scores(part, alpha0, G, idx, gamma, k, wk, score):  # pragma: no cover - compiled
+    """``score = |alpha0 - sum_i conj(G[idx[i]]) gamma[i]|^2 wk`` without writing the sum.
+
+    The selection needs only the scores, so the last pass over the rows (up to four, padded
+    with zero coefficients) writes them instead of the correlations, and the scores need no
+    pass of their own; ``part`` holds the sum over the rows before the last pass. The
+    correlation of the selected atom is recomputed from its row of ``G`` (see
+    :func:`_correlation`), and :func:`_axpy_rows` gives them all where the exact rule needs
+    them. ``k >= 1``.
+    """
+    N = part.shape[0]
+    last = ((k - 1) // 4) * 4  # first row of the last pass
+    src = alpha0
+    if last > 0:
+        _axpy_rows(part, alpha0, G, idx, gamma, last)
+        src = part
+    zero = gamma[0] * 0
+    i = last
+    g0 = gamma[i]
+    g1 = gamma[i + 1] if i + 1 < k else zero
+    g2 = gamma[i + 2] if i + 2 < k else zero
+    g3 = gamma[i + 3] if i + 3 < k else zero
+    r0 = G[idx[i]]
+    r1 = G[idx[i + 1]] if i + 1 < k else r0
+    r2 = G[idx[i + 2]] if i + 2 < k else r0
+    r3 = G[idx[i + 3]] if i + 3 < k else r0
+    for n in range(N):
+        v = src[n] - (
+            r0[n].conjugate() * g0
+            + r1[n].conjugate() * g1
+            + r2[n].conjugate() * g2
+            + r3[n].conjugate() * g3
+        )
+        score[n] = (v.real * v.real + v.imag * v.imag) * wk[n]
+
+
+@jit
+def _correlation(alpha0, G, idx, gamma, k, j):  # pragma: no cover - compiled
+    """``alpha0[j] - sum_i conj(G[idx[i], j]) gamma[i]``, from row ``j`` (``G`` Hermitian)."""
+    gj = G[j]
+    v = alpha0[j]
+    for i in range(k):
+        v -= gj[idx[i]] * gamma[i]
+    return v
+
+
+@jit
 def omp_gram_batch(
     G,
     AtY,
@@ -184,32 +231,40 @@ def omp_gram_batch(
     status_out,
     path_out,
     keep_path,
+    s0,
+    s1,
 ):  # pragma: no cover - compiled
-    """Batch OMP from the Gram matrix, one signal per thread.
+    """Batch OMP from the Gram matrix for the signals ``s0 <= s < s1``, one after the other.
 
     ``G`` is ``A^H A`` (N x N, unit diagonal), ``AtY`` holds ``A^H y`` for each signal as a
     row (n_signals x N). For each signal the selected atoms go to ``idx_out[s, :n]``, their
     coefficients to ``coef_out[s, :n]``, ``n`` to ``n_out[s]`` and DONE / PREMATURE to
     ``status_out[s]``. With ``keep_path`` the coefficients after each iteration ``i`` go to
-    ``path_out[s, i, :i + 1]``.
+    ``path_out[s, i, :i + 1]``. The caller runs ranges of signals on several threads
+    (``sparselin._pool.run_ranges``); the work arrays are allocated once per range.
     """
-    n_sig, N = AtY.shape
+    N = AtY.shape[1]
     dt = AtY.dtype
     has_free = False
     for j in range(N):
         if free[j]:
             has_free = True
-    for s in numba.prange(n_sig):
+    alpha = np.empty(N, dt)
+    active = np.empty(N, np.bool_)
+    wk = np.empty(N, np.float64)  # selection weights, zeroed on the active atoms
+    score = np.empty(N, np.float64)
+    L = np.zeros((kmax, kmax), dt)
+    z = np.zeros(kmax, dt)
+    gamma = np.zeros(kmax, dt)
+    b = np.zeros(kmax, dt)
+    g_col = np.zeros(kmax, dt)
+    for s in range(s0, s1):
         alpha0 = AtY[s]
-        alpha = alpha0.copy()
-        active = np.zeros(N, np.bool_)
-        L = np.zeros((kmax, kmax), dt)
-        z = np.zeros(kmax, dt)
-        gamma = np.zeros(kmax, dt)
-        b = np.zeros(kmax, dt)
-        g_col = np.zeros(kmax, dt)
-        wk = iw2.copy()  # selection weights, zeroed on the active atoms
-        score = np.empty(N, np.float64)
+        for j in range(N):
+            active[j] = False
+            wk[j] = iw2[j]
+        if not has_free:
+            _scores(alpha0, wk, score)  # later steps get them from _update_scores
         idx = idx_out[s]
         err = ynorm2[s]
         thresh_s = thresh * ynorm2[s]
@@ -220,14 +275,15 @@ def omp_gram_batch(
                 break
             j = -1
             if not has_free:
-                _scores(alpha, wk, score)
                 j = _argmax_first(score)
-                v = alpha[j]
+                v = _correlation(alpha0, G, idx, gamma, k, j)
                 if not (score[j] > 0.0 and v.real * v.real + v.imag * v.imag > thresh_s):
                     j = -1
             if j < 0:
                 # Unpenalised atoms, a best atom at rounding level or underflowing weights:
-                # the exact rule decides (and returns -1 when no atom qualifies).
+                # the exact rule decides (and returns -1 when no atom qualifies) on the
+                # correlations, which the scores' pass does not keep.
+                _axpy_rows(alpha, alpha0, G, idx, gamma, k)
                 j = _select(alpha, active, iw2, free, thresh_s)
             if j < 0:
                 stat = PREMATURE
@@ -258,16 +314,18 @@ def omp_gram_batch(
                     path_out[s, k - 1, i] = gamma[i]
             if k == kmax or (use_tol and err <= tol):
                 break  # no next selection: skip the O(N k) correlation update
-            # alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G is the
-            # conjugate of column i because G is Hermitian, and rows are contiguous.
-            _axpy_rows(alpha, alpha0, G, idx, gamma, k)
+            # The scores of alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G
+            # is the conjugate of column i because G is Hermitian, and rows are contiguous.
+            # (With unpenalised atoms the exact rule recomputes alpha at the next selection.)
+            if not has_free:
+                _update_scores(alpha, alpha0, G, idx, gamma, k, wk, score)
         for i in range(k):
             coef_out[s, i] = gamma[i]
         n_out[s] = k
         status_out[s] = stat
 
 
-@numba.njit(cache=True, nogil=True, parallel=True)
+@jit
 def omp_residual_step(
     C,
     rows,
@@ -291,8 +349,10 @@ def omp_residual_step(
     z_all,
     path_out,
     keep_path,
+    t0,
+    t1,
 ):  # pragma: no cover - compiled
-    """One OMP iteration for the signals ``rows``, given their correlations ``C``.
+    """One OMP iteration for the signals ``rows[t0:t1]``, given their correlations ``C``.
 
     ``C[t]`` is ``A^H r`` for signal ``rows[t]`` (computed by the caller with one matrix
     product for all signals), ``R[s]`` its residual, ``Y[s]`` the signal, ``AT`` the
@@ -303,7 +363,7 @@ def omp_residual_step(
     m = Y.shape[1]
     dt = Y.dtype
     zero = Y[0, 0] * 0
-    for t in numba.prange(rows.shape[0]):
+    for t in range(t0, t1):
         s = rows[t]
         k = n_out[s]
         idx = idx_out[s]

@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._numba import jit
-from .._pool import run_chunks
+from .._pool import run_ranges
 
 __all__ = [
     "apply_factor",
@@ -291,16 +291,9 @@ def _spans_range(a, h, rad, span, u0, u1):
 
 def _chunked(kernel, units: int, threads: int, args: tuple) -> None:
     """``kernel(*args, u0, u1)`` over ``range(units)``, cut into chunks for run_chunks."""
-    if units <= 0:
-        return
     n_chunks = 1 if threads <= 1 else min(units, CHUNKS_PER_THREAD * threads)
-    step = -(-units // n_chunks)
-    n_chunks = -(-units // step)
-
-    def chunk(i: int) -> None:
-        kernel(*args, i * step, min(units, (i + 1) * step))
-
-    run_chunks(chunk, n_chunks, threads)
+    step = -(-units // max(n_chunks, 1))
+    run_ranges(lambda u0, u1: kernel(*args, u0, u1), units, threads, step)
 
 
 def transform_rows(a: np.ndarray, w: int, scale, block: int, threads: int) -> None:
