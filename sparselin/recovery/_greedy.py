@@ -156,8 +156,9 @@ def omp(
         batched GPU path runs (all signals advance together, one atom per step) and the
         results stay on the device.
     y : ndarray of shape (m,) or (m, n_signals)
-        Signal, or one signal per column. A batch runs in parallel (Numba threads), from the
-        Gram matrix ``A^H A`` when that is cheaper than working with residuals. A dask array
+        Signal, or one signal per column. A batch runs in parallel (compiled kernels on
+        ``numba.get_num_threads()`` threads), from the Gram matrix ``A^H A`` when that is
+        cheaper than working with residuals. A dask array
         ``(m, n_signals)`` chunked along the signals gives lazy dask results, one task per
         chunk (see :ref:`user_guide_dask`).
     n_nonzero : int, optional
