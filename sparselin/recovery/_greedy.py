@@ -80,8 +80,11 @@ def _signal_chunk(n_sig: int, threads: int) -> int:
     return max(1, min(64, n_sig // (8 * max(threads, 1))))
 
 
-def _gram_products(An: np.ndarray, Y: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray]:
-    """``G = An^H An`` and ``(An^H Y)^T`` (C-ordered), on ``threads`` threads of one BLAS each.
+def _gram_products(
+    An: np.ndarray, Y: np.ndarray, threads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``G = An^H An``, ``G`` in single precision and ``(An^H Y)^T`` (C-ordered), on
+    ``threads`` threads of one BLAS each (the second is ``G`` itself when ``An`` is single).
 
     Called with every BLAS pool held at one thread (``blas_limited``). OpenBLAS's own pool
     busy-waits for about 0.1 s after each call (``THREAD_TIMEOUT``), so a multi-threaded
@@ -112,9 +115,14 @@ def _gram_products(An: np.ndarray, Y: np.ndarray, threads: int) -> tuple[np.ndar
     def product(t: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         np.matmul(t[0], t[1], out=t[2])
 
+    rounded = dtype in (np.float64, np.complex128)
+    Gs = np.empty((N, N), np.complex64 if dtype.kind == "c" else np.float32) if rounded else G
+
     def mirror(rows: tuple[int, int]) -> None:
         r0, r1 = rows
         np.conjugate(G[:r0, r0:r1].T, out=G[r0:r1, :r0])
+        if rounded:
+            Gs[r0:r1] = G[r0:r1]
 
     m = An.shape[0]
     if threads <= 1 or m * N * (N / 2 + n_sig) < _MIN_THREADED_FLOPS:
@@ -126,9 +134,10 @@ def _gram_products(An: np.ndarray, Y: np.ndarray, threads: int) -> tuple[np.ndar
         run_chunks(lambda i: product(upper[i]), len(upper), threads)
         run_chunks(lambda i: mirror(g_rows[i]), len(g_rows), threads)
     if dtype.kind == "c":
-        d = np.einsum("ii->i", G)  # a view: the diagonal of a Hermitian matrix is real
-        d.imag = 0
-    return G, AtY
+        for M in (G, Gs):
+            d = np.einsum("ii->i", M)  # a view: the diagonal of a Hermitian matrix is real
+            d.imag = 0
+    return G, Gs, AtY
 
 
 def omp(
@@ -295,10 +304,15 @@ def _omp_core(
     threads = numba.get_num_threads()
     if _use_gram(m, N, n_sig, kmax, np.dtype(dtype).itemsize):
         with blas_limited():
-            G, AtY = _gram_products(An, Y, threads)
+            G, Gs, AtY = _gram_products(An, Y, threads)
+            # A single-precision copy of a double-precision G for the correlation updates
+            # (half the memory traffic); 0 turns the screening off when G is single already.
+            screen_u = float(np.finfo(Gs.dtype).eps) / 2 if Gs is not G else 0.0
             run_ranges(
                 lambda s0, s1: _kernels.omp_gram_batch(
                     G,
+                    Gs,
+                    screen_u,
                     AtY,
                     ynorm2,
                     iw2,

@@ -60,6 +60,53 @@ def _argmax_first(score):  # pragma: no cover - compiled
     return 0
 
 
+# Most candidates the screened selection re-checks one at a time; beyond this (scores at the
+# rounding level of the screening Gram matrix, near the end of an exact recovery) it is
+# cheaper to recompute every correlation exactly.
+_MAX_CANDIDATES = 16
+
+
+@jit
+def _screened_argmax(score, delta, sqrt_wmax, alpha0, G, idx, gamma, k, wk):  # pragma: no cover
+    """The exact rule's atom, from scores computed with a rounded copy of ``G``.
+
+    Each screened correlation is within ``delta`` of the exact one, so every atom that can
+    beat the screened best ``b`` has a screened score of at least
+    ``T = (sqrt(score_b) - delta sqrt(wk_b) - delta sqrt(max wk))^2``. The candidates above
+    ``T`` (usually ``b`` alone) get their exact correlation from their row of ``G`` (O(k)
+    each) and the largest exact score wins, the first on ties. Returns ``(j, v)`` with ``v``
+    the exact correlation of atom ``j``, or ``(-1, v)`` when more than ``_MAX_CANDIDATES``
+    atoms qualify (the caller then recomputes all correlations exactly).
+    """
+    b = _argmax_first(score)
+    zero = alpha0[0] * 0
+    sb = score[b]
+    if not sb > 0.0:
+        return -1, zero
+    root = np.sqrt(sb) - delta * (np.sqrt(wk[b]) + sqrt_wmax)
+    thr = root * root if root > 0.0 else 0.0
+    N = score.shape[0]
+    count = 0
+    for j in range(N):
+        count += 1 if score[j] >= thr else 0
+    if count == 1:
+        return b, _correlation(alpha0, G, idx, gamma, k, b)
+    if count > _MAX_CANDIDATES:
+        return -1, zero
+    j_best = -1
+    v_best = zero
+    s_best = -1.0
+    for j in range(N):
+        if score[j] >= thr:
+            v = _correlation(alpha0, G, idx, gamma, k, j)
+            e = (v.real * v.real + v.imag * v.imag) * wk[j]
+            if e > s_best:
+                s_best = e
+                j_best = j
+                v_best = v
+    return j_best, v_best
+
+
 @jit
 def _select(c, active, iw2, free, thresh):  # pragma: no cover - compiled
     """Index of the next atom: unpenalised atoms (weight 0) first, then the largest
@@ -216,6 +263,8 @@ def _correlation(alpha0, G, idx, gamma, k, j):  # pragma: no cover - compiled
 @jit
 def omp_gram_batch(
     G,
+    Gs,
+    screen_u,
     AtY,
     ynorm2,
     iw2,
@@ -242,13 +291,24 @@ def omp_gram_batch(
     ``status_out[s]``. With ``keep_path`` the coefficients after each iteration ``i`` go to
     ``path_out[s, i, :i + 1]``. The caller runs ranges of signals on several threads
     (``sparselin._pool.run_ranges``); the work arrays are allocated once per range.
+
+    ``Gs`` is ``G`` rounded to single precision (unit roundoff ``screen_u``), or ``G`` itself
+    with ``screen_u = 0``. The correlation update, which streams ``k`` rows per step and
+    bounds the kernel by memory traffic, reads ``Gs``: half the bytes in double precision.
+    The selection stays exact (:func:`_screened_argmax`); coefficients, Cholesky factor and
+    residual norms use ``G``.
     """
     N = AtY.shape[1]
     dt = AtY.dtype
     has_free = False
+    wmax = 0.0
     for j in range(N):
         if free[j]:
             has_free = True
+        wmax = max(wmax, iw2[j])
+    sqrt_wmax = np.sqrt(wmax)
+    screen = screen_u > 0.0
+    u64 = np.finfo(np.float64).eps
     alpha = np.empty(N, dt)
     active = np.empty(N, np.bool_)
     wk = np.empty(N, np.float64)  # selection weights, zeroed on the active atoms
@@ -268,6 +328,8 @@ def omp_gram_batch(
         idx = idx_out[s]
         err = ynorm2[s]
         thresh_s = thresh * ynorm2[s]
+        ynorm = np.sqrt(ynorm2[s])
+        gnorm1 = 0.0  # ||gamma||_1, which bounds the screening error
         k = 0
         stat = DONE
         while k < kmax:
@@ -275,9 +337,22 @@ def omp_gram_batch(
                 break
             j = -1
             if not has_free:
-                j = _argmax_first(score)
-                v = _correlation(alpha0, G, idx, gamma, k, j)
-                if not (score[j] > 0.0 and v.real * v.real + v.imag * v.imag > thresh_s):
+                v = alpha0[0] * 0
+                if screen:
+                    # |screened - exact correlation| <= u ||gamma||_1 (|G_ij| <= 1), doubled,
+                    # plus the double-precision rounding of both sums.
+                    delta = 2 * screen_u * gnorm1 + 4 * (k + 2) * u64 * (ynorm + gnorm1)
+                    j, v = _screened_argmax(score, delta, sqrt_wmax, alpha0, G, idx, gamma, k, wk)
+                else:
+                    j = _argmax_first(score)
+                    v = _correlation(alpha0, G, idx, gamma, k, j)
+                if j < 0:  # too many candidates, or no positive score: all exactly
+                    _axpy_rows(alpha, alpha0, G, idx, gamma, k)
+                    _scores(alpha, wk, score)
+                    j = _argmax_first(score)
+                    v = alpha[j]
+                a2 = v.real * v.real + v.imag * v.imag
+                if not (a2 * wk[j] > 0.0 and a2 > thresh_s):
                     j = -1
             if j < 0:
                 # Unpenalised atoms, a best atom at rounding level or underflowing weights:
@@ -304,6 +379,9 @@ def omp_gram_batch(
             b[k] = alpha0[j]
             k += 1
             _chol_solve(L, k, b, z, gamma)
+            gnorm1 = 0.0
+            for i in range(k):
+                gnorm1 += abs(gamma[i])
             # ||y - A_S gamma||^2 = ||y||^2 - Re(b^H gamma) at the least-squares solution.
             acc = 0.0
             for i in range(k):
@@ -318,7 +396,7 @@ def omp_gram_batch(
             # is the conjugate of column i because G is Hermitian, and rows are contiguous.
             # (With unpenalised atoms the exact rule recomputes alpha at the next selection.)
             if not has_free:
-                _update_scores(alpha, alpha0, G, idx, gamma, k, wk, score)
+                _update_scores(alpha, alpha0, Gs, idx, gamma, k, wk, score)
         for i in range(k):
             coef_out[s, i] = gamma[i]
         n_out[s] = k

@@ -193,9 +193,15 @@ def test_gram_products_match_direct_products(rng, dtype, threads):
         if np.dtype(dtype).kind == "c":
             Y = Y + 1j * rng.standard_normal((m, n))
         Y = Y.astype(dtype)
-        G, AtY = _greedy._gram_products(A, Y, threads)
+        G, Gs, AtY = _greedy._gram_products(A, Y, threads)
         assert G.flags.c_contiguous and AtY.flags.c_contiguous
         assert G.dtype == AtY.dtype == dtype
+        # The screening copy: G rounded to single precision (G itself when G is single).
+        if dtype in (np.float32, np.complex64):
+            assert Gs is G
+        else:
+            assert Gs.dtype == (np.complex64 if np.dtype(dtype).kind == "c" else np.float32)
+            np.testing.assert_array_equal(Gs, G.astype(Gs.dtype))
         Ah = A.conj().T.astype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
         np.testing.assert_allclose(G, Ah @ A, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(AtY, (Ah @ Y).T, rtol=rtol, atol=rtol * np.abs(Y).max())
@@ -314,3 +320,48 @@ def test_sklearn_own_omp_tests_pass_with_sparselin(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "passed" in proc.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+@pytest.mark.parametrize("n_twins", [2, 40])
+def test_screened_selection_is_exact_on_near_ties(rng, monkeypatch, dtype, n_twins):
+    # The Gram path updates double-precision correlations from a single-precision copy of G
+    # and re-checks every atom within the rounding bound exactly. Twin columns whose
+    # correlations differ far below single precision (1e-10 relative) must still be told
+    # apart exactly as the residual path (double precision throughout) does; with 40 twins
+    # the screening has too many candidates and recomputes every correlation exactly.
+    m, N, n = 30, 120, 50
+    A, _ = _problem(rng, m, N, dtype=dtype)
+    base = A[:, 0].copy()
+    for t in range(1, n_twins + 1):
+        twin = base + 1e-10 * t * A[:, 60 + t % 50]
+        A[:, t] = twin / np.linalg.norm(twin)
+    # A strong atom first (its step scores exactly, from A^H y), then the twins compete.
+    strong = np.zeros((N, n), dtype)
+    strong[90 + np.arange(n) % 30, np.arange(n)] = 5.0
+    Y = A @ strong + base[:, None] + 1e-3 * rng.standard_normal((m, n))
+    paths = {}
+    for path in ("gram", "residual"):
+        monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # twins are nearly dependent
+            paths[path] = omp(A, Y, n_nonzero=12)
+    assert np.array_equal(paths["gram"] != 0, paths["residual"] != 0)
+    np.testing.assert_allclose(paths["gram"], paths["residual"], rtol=1e-6, atol=1e-6)
+
+
+def test_screened_selection_past_exact_recovery(rng, monkeypatch):
+    # After an exact recovery the correlations are at rounding level, where every atom is a
+    # screening candidate: the kernel must fall back to exact correlations and stop as the
+    # residual path does.
+    A, X = _problem(rng, 40, 100, n_signals=60, s=4)
+    Y = A @ X
+    out = {}
+    for path in ("gram", "residual"):
+        monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out[path] = omp(A, Y, n_nonzero=10, return_n_iter=True)
+    np.testing.assert_array_equal(out["gram"][1], out["residual"][1])
+    np.testing.assert_allclose(out["gram"][0], out["residual"][0], atol=1e-10)
+    np.testing.assert_allclose(out["gram"][0], X, atol=1e-10)
