@@ -142,6 +142,18 @@ def check_targets_are_reported(quick_run: tuple[dict, str]) -> None:
     assert kinds == {"truncated_svd", "lsa", "streaming"}
     assert all(t["met"] in (True, False, None) and t["goal"] for t in targets)
     assert "the issue's targets" in output
+    # Passes over A, counted per precision and direction: the quick matrices are below the
+    # mixed-precision size, so every pass runs in the input's dtype, alternating A X and
+    # A^H Y, at least the four of one power iteration and at most scikit-learn's cap.
+    ours = [r for r in data["rows"] if r["part"] == "truncated_svd" and r["name"] == "sparselin"]
+    assert ours
+    for r in ours:
+        passes = r["passes"]
+        assert set(passes) == {f"{r['dtype']} A X", f"{r['dtype']} A^H Y"}, passes
+        assert abs(passes[f"{r['dtype']} A X"] - passes[f"{r['dtype']} A^H Y"]) <= 1
+        assert 4 <= sum(passes.values()) <= 16
+    speed = [t for t in targets if t["of"] == "truncated_svd" and t["target"].startswith("speed")]
+    assert speed and all(t["passes_only_ceiling"] > 0 for t in speed)
 
 
 @pytest.fixture
