@@ -229,12 +229,20 @@ def _count_casts(monkeypatch):
 
     calls = []
     cast = _dask._low_copy_block
+    panels = _dask._gram_panels
 
     def counting(block, dtype, *args):
         calls.append(np.dtype(dtype))
         return cast(block, dtype, *args)
 
+    def counting_panels(block, X, low, *args):
+        # A NumPy chunk of a tall A is cast panel by panel inside the power step's task.
+        if low is not None:
+            calls.append(np.dtype(low))
+        return panels(block, X, low, *args)
+
     monkeypatch.setattr(_dask, "_low_copy_block", counting)
+    monkeypatch.setattr(_dask, "_gram_panels", counting_panels)
     return calls
 
 
