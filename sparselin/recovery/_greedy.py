@@ -348,7 +348,7 @@ def _omp_core(
             rows = rows[ynorm2 > tol_v]
             status[ynorm2 <= tol_v] = _kernels.DONE
         # For a few signals each step is a matrix-vector product, which OpenBLAS still splits
-        # across its pool; the workers then spin against Numba's threads between steps (217
+        # across its pool; the workers then spin against the kernel threads between steps (217
         # against 12.5 ms for one 256 x 4096 signal, see sparselin._threads.blas_limited).
         limit = blas_limited() if n_sig <= _FEW_SIGNALS else contextlib.nullcontext()
         with limit:
