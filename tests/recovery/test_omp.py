@@ -322,9 +322,10 @@ def test_sklearn_own_omp_tests_pass_with_sparselin(tmp_path):
     assert "passed" in proc.stdout
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("n_twins", [2, 40])
-def test_screened_selection_is_exact_on_near_ties(rng, monkeypatch, dtype, n_twins):
+def test_screened_selection_is_exact_on_near_ties(rng, monkeypatch, dtype, n_twins, weighted):
     # The Gram path updates double-precision correlations from a single-precision copy of G
     # and re-checks every atom within the rounding bound exactly. Twin columns whose
     # correlations differ far below single precision (1e-10 relative) must still be told
@@ -340,12 +341,18 @@ def test_screened_selection_is_exact_on_near_ties(rng, monkeypatch, dtype, n_twi
     strong = np.zeros((N, n), dtype)
     strong[90 + np.arange(n) % 30, np.arange(n)] = 5.0
     Y = A @ strong + base[:, None] + 1e-3 * rng.standard_normal((m, n))
+    # Weighted: the twins keep weight 1 while other atoms get smaller weights, so the bound
+    # must use the largest 1 / w^2 of all atoms, not only the best one's.
+    w = None
+    if weighted:
+        w = np.ones(N)
+        w[n_twins + 1 :] = rng.uniform(0.5, 1.0, N - n_twins - 1)
     paths = {}
     for path in ("gram", "residual"):
         monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # twins are nearly dependent
-            paths[path] = omp(A, Y, n_nonzero=12)
+            paths[path] = omp(A, Y, n_nonzero=12, weights=w)
     assert np.array_equal(paths["gram"] != 0, paths["residual"] != 0)
     np.testing.assert_allclose(paths["gram"], paths["residual"], rtol=1e-6, atol=1e-6)
 
@@ -365,3 +372,27 @@ def test_screened_selection_past_exact_recovery(rng, monkeypatch):
     np.testing.assert_array_equal(out["gram"][1], out["residual"][1])
     np.testing.assert_allclose(out["gram"][0], out["residual"][0], atol=1e-10)
     np.testing.assert_allclose(out["gram"][0], X, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_weighted_batch_on_both_paths(rng, monkeypatch, dtype):
+    # The Gram path's screened selection bounds the scores with the weights (sqrt(w_b^-2) and
+    # the largest w^-2); unpenalised atoms (weight 0) take the exact rule on every step. Both
+    # must select as the residual path and as OMP on the rescaled columns a_j / w_j do.
+    m, N, n = 30, 80, 40
+    A, _ = _problem(rng, m, N, dtype=dtype)
+    Y = rng.standard_normal((m, n)).astype(dtype)
+    w = rng.uniform(0.2, 3, N)
+    w0 = w.copy()
+    w0[[5, 33]] = 0
+    for weights in (w, w0):
+        out = {}
+        for path in ("gram", "residual"):
+            monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+            out[path] = omp(A, Y, n_nonzero=7, weights=weights)
+        np.testing.assert_allclose(out["gram"], out["residual"], atol=1e-10)
+        if weights is w and dtype == np.float64:
+            ref = orthogonal_mp(A / w, Y, n_nonzero_coefs=7) / w[:, None]
+            np.testing.assert_allclose(out["gram"], ref, atol=1e-10)
+        if weights is w0:
+            assert np.all(out["gram"][[5, 33]] != 0)
