@@ -169,12 +169,23 @@ def _restricted_gap(A, y, x, r, thr, pen, Q, kind):  # pragma: no cover - compil
     violates (columns that would enter the support)."""
     m, k = A.shape
     rp = r.copy()
-    for q in range(Q.shape[1]):
-        t = 0.0
-        for i in range(m):
-            t += Q[i, q] * r[i]
-        for i in range(m):
-            rp[i] -= t * Q[i, q]
+    if Q.shape[1]:
+        # Twice is enough (Kahan and Parlett), as in _Dual.point: a residual in the span of
+        # the unpenalised columns projects to rounding noise, not to a dual direction.
+        n1 = 0.0
+        for sweep in range(2):
+            for q in range(Q.shape[1]):
+                t = 0.0
+                for i in range(m):
+                    t += Q[i, q] * rp[i]
+                for i in range(m):
+                    rp[i] -= t * Q[i, q]
+            n2 = 0.0
+            for i in range(m):
+                n2 += rp[i] * rp[i]
+            if sweep == 1 and n2 <= 0.25 * n1:
+                rp[:] = 0.0
+            n1 = n2
     penalty = 0.0
     for j in range(k):
         penalty += thr[j] * abs(x[j])
@@ -363,14 +374,36 @@ def _inner_solve(
     return g, ep, False
 
 
+def _project_off(Q: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``r`` projected off the span of the orthonormal columns ``Q``, or 0 where ``r`` lies
+    in that span to working precision.
+
+    Two projections ("twice is enough", Kahan and Parlett): one pass leaves an error of
+    about ``eps ||r||`` in the span, which the square-root loss's dual point (the projection
+    normalised to unit length) magnified into a unit vector of rounding noise; that point
+    broke the constraints of the unpenalised columns and certified a zero duality gap at
+    non-optimal points (all weights 0: ``||A x - y|| = 1e-2`` reported optimal). A second
+    pass that removes less than half of what is left means the first one left only noise.
+    """
+    r1 = r - Q @ (Q.T @ r)
+    r2 = r1 - Q @ (Q.T @ r1)
+    if float(r2 @ r2) <= 0.25 * float(r1 @ r1):
+        return np.zeros_like(r)
+    return r2
+
+
 class _Dual:
     """Dual-feasible points and duality gaps for the three losses (unpenalised columns are
     handled by projecting the residual off their span first)."""
 
     def __init__(self, A: np.ndarray, y: np.ndarray, lam: float, w: np.ndarray, kind: int):
         self.A, self.y, self.lam, self.w, self.kind = A, y, lam, w, kind
-        self.free = np.flatnonzero(w == 0)
-        self.pen = ~(w == 0)
+        # lam w_j = 0 (w_j = 0, or lam = 0 for every column) makes the dual constraint an
+        # equality, <a_j, theta> = 0; as an inequality with bound 0 it scaled every dual
+        # point to 0, and the gap at the least-squares optimum (lam = 0) stayed the whole
+        # objective: never converged, max_iter rounds spent.
+        self.free = np.flatnonzero(lam * w == 0)
+        self.pen = ~(lam * w == 0)
         self.Q = np.linalg.qr(A[:, self.free])[0] if self.free.size else None
 
     def primal(self, r: np.ndarray, x: np.ndarray) -> float:
@@ -384,9 +417,9 @@ class _Dual:
     def point(self, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """A dual-feasible ``theta`` (a rescaled residual) and ``A^T theta``."""
         if self.Q is not None:
-            qr_ = self.Q.T @ r
-            r = r - self.Q @ qr_
-            c = c - self.A.T @ (self.Q @ qr_)
+            r0 = r
+            r = _project_off(self.Q, r)
+            c = c - self.A.T @ (r0 - r)
         lw = self.lam * self.w
         if self.kind == SQUARED:
             # the half-scaled problem 1/2 ||r||^2 + lam/2 ||x||_w: |<a_j, theta>| <= lam w_j/2
@@ -556,13 +589,25 @@ def _basis_pursuit_candidate(A, y, lam, w, tol, x_start):
         order = np.argsort(-np.abs(A.T @ (y - A @ x_start)) / np.where(w > 0, w, 1e-300))
         extra = [j for j in order if j not in set(ws.tolist())][: min(m, N) - ws.size]
         ws = np.union1d(ws, extra).astype(np.int64)
+    # HiGHS's tolerances are absolute (about 1e-7): the LP is solved in units where y, the
+    # columns and the costs are near 1, by powers of two (exact). Unscaled, y = 1e-4 (or A
+    # at 1e-150) left the equality A x = y met only to 1e-7, the candidate was refused and
+    # the scaled-lasso fallback stopped 1e-3 from the optimum, unconverged.
+    ey = _pow2_exponent(float(np.max(np.abs(y))))
+    col = np.max(np.abs(A), axis=0)
+    ed = np.array([_pow2_exponent(float(v)) for v in col])
+    As = np.ldexp(A, -ed)  # x_s = 2^(ed - ey) x
+    costs = np.ldexp(w, -ed)  # w_j |x_j| = 2^-ey costs_j |x_s_j|
+    ec = _pow2_exponent(float(np.max(costs))) if np.any(costs > 0) else 0
+    costs = np.ldexp(costs, -ec)
+    ys = np.ldexp(y, -ey)
     nu = None
     for _ in range(50):
-        B = sp.csc_matrix(A[:, ws])
+        B = sp.csc_matrix(As[:, ws])
         res = linprog(
-            np.concatenate([w[ws], w[ws]]),
+            np.concatenate([costs[ws], costs[ws]]),
             A_eq=sp.hstack([B, -B], format="csc"),
-            b_eq=y,
+            b_eq=ys,
             bounds=(0, None),
             method="highs",
         )
@@ -573,7 +618,8 @@ def _basis_pursuit_candidate(A, y, lam, w, tol, x_start):
             continue
         if res.status != 0:
             return None
-        nu = np.asarray(res.eqlin.marginals, dtype=np.float64)
+        # the LP's multipliers for |<a_j, nu>| <= w_j in A's own units
+        nu = np.ldexp(np.asarray(res.eqlin.marginals, dtype=np.float64), ec)
         viol = np.abs(A.T @ nu) - w
         viol[ws] = -np.inf
         bad = np.flatnonzero(viol > 1e-9 * (1 + w))
@@ -585,7 +631,7 @@ def _basis_pursuit_candidate(A, y, lam, w, tol, x_start):
         return None
     k = ws.size
     x = np.zeros(N)
-    x[ws] = res.x[:k] - res.x[k:]
+    x[ws] = np.ldexp(res.x[:k] - res.x[k:], ey - ed[ws])
     theta = lam * nu
     nt = float(np.linalg.norm(theta))
     if nt > 1.0 + 1e-9:
@@ -605,6 +651,11 @@ def _basis_pursuit_candidate(A, y, lam, w, tol, x_start):
     if gap > max(target, 1e-7 * P):
         return None
     return x, ConvexInfo(P, gap, 1, gap <= target)
+
+
+def _pow2_exponent(v: float) -> int:
+    """``e`` with ``v 2^-e`` in ``[0.5, 1)`` (0 for ``v = 0``), within float64's range."""
+    return int(np.clip(np.frexp(v)[1], -1000, 1000)) if v > 0 else 0
 
 
 def _scaled_lasso(A, y, lam, w, tol, max_iter, x0):

@@ -45,9 +45,9 @@ PREMATURE_MESSAGE = (
 
 
 def _column_norms(A: np.ndarray) -> np.ndarray:
-    """Column norms of A, with 1 for zero columns (they are never selected)."""
-    norms = np.sqrt(np.einsum("ij,ij->j", A.conj(), A).real)
-    return np.where(norms > 0, norms, 1.0).astype(norms.dtype, copy=False)
+    """Column norms of A, with 1 for zero columns (they are never selected), computed
+    without overflow or underflow at any scale (``_omp_gpu.scaled_column_norms``)."""
+    return _omp_gpu.scaled_column_norms(A, np)
 
 
 def _use_gram(m: int, N: int, n_signals: int, kmax: int, itemsize: int) -> bool:
@@ -280,12 +280,17 @@ def _omp_core(
     kmax = min(n_nonzero_eff, m)
     real = np.finfo(dtype).dtype
     eps = float(np.finfo(dtype).eps)
+    # Each signal runs scaled by the power of two that brings its largest entry near 1 (exact:
+    # the same bits wherever the unscaled run neither overflows nor underflows), and ``tol``
+    # with it; the coefficients are scaled back at the end.
+    yscale, yexp = _omp_gpu.signal_scales(Y.T, np)
+    Y = Y * yscale.astype(dtype)
     ynorm2 = np.einsum("ij,ij->j", Y.conj(), Y).real.astype(np.float64)
-    # (1 / w)^2, not 1 / w^2: a huge weight then underflows to 0 quietly instead of overflowing.
-    iw2 = np.where(w > 0, (1.0 / np.where(w > 0, w, 1.0)) ** 2, 0.0).astype(np.float64)
+    iw2 = _omp_gpu.selection_weights(w, np)
     free = w == 0
     use_tol = tol is not None
-    tol_v = float(tol) if use_tol else 0.0
+    with np.errstate(over="ignore", under="ignore"):  # inf: met at once; 0: only by y = A x
+        tol_v = np.ldexp(float(tol) if use_tol else 0.0, -2 * yexp)
     # Squared correlations below (64 eps)^2 ||y||^2 are rounding noise of the residual.
     thresh = (64 * eps) ** 2
     piv_tol = 10 * eps
@@ -397,6 +402,11 @@ def _omp_core(
 
     coef = np.zeros((N, n_sig), dtype)
     inv = (1.0 / norms).astype(real)
+    # Undo the signals' scaling (a power of two, exact unless the result over- or underflows).
+    back = (1.0 / yscale).astype(real)
+    gam *= back[:, None]
+    if return_path:
+        path *= back[:, None, None]
     taken = np.arange(kmax) < n_at[:, None]  # (n_sig, kmax): the first n_at[s] slots
     sig = np.broadcast_to(np.arange(n_sig)[:, None], taken.shape)[taken]
     sel = idx[taken]

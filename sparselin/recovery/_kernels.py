@@ -288,7 +288,8 @@ def omp_gram_batch(
     ``G`` is ``A^H A`` (N x N, unit diagonal), ``AtY`` holds ``A^H y`` for each signal as a
     row (n_signals x N). For each signal the selected atoms go to ``idx_out[s, :n]``, their
     coefficients to ``coef_out[s, :n]``, ``n`` to ``n_out[s]`` and DONE / PREMATURE to
-    ``status_out[s]``. With ``keep_path`` the coefficients after each iteration ``i`` go to
+    ``status_out[s]``; ``tol[s]`` is signal ``s``'s squared-residual tolerance (used with
+    ``use_tol``). With ``keep_path`` the coefficients after each iteration ``i`` go to
     ``path_out[s, i, :i + 1]``. The caller runs ranges of signals on several threads
     (``sparselin._pool.run_ranges``); the work arrays are allocated once per range.
 
@@ -333,7 +334,7 @@ def omp_gram_batch(
         k = 0
         stat = DONE
         while k < kmax:
-            if use_tol and err <= tol:
+            if use_tol and err <= tol[s]:
                 break
             j = -1
             if not has_free:
@@ -390,7 +391,7 @@ def omp_gram_batch(
             if keep_path:
                 for i in range(k):
                     path_out[s, k - 1, i] = gamma[i]
-            if k == kmax or (use_tol and err <= tol):
+            if k == kmax or (use_tol and err <= tol[s]):
                 break  # no next selection: skip the O(N k) correlation update
             # The scores of alpha = A^H (y - A_S gamma) = alpha0 - G[:, S] gamma; row i of G
             # is the conjugate of column i because G is Hermitian, and rows are contiguous.
@@ -437,6 +438,7 @@ def omp_residual_step(
     transposed (N x m, C-ordered) unit-norm dictionary. The support, Cholesky factor
     (``L_all[s]``) and forward-substitution vector (``z_all[s]``) persist between calls.
     A signal that stops gets DONE or PREMATURE in ``status_out``; others stay RUNNING.
+    ``tol[s]`` is signal ``s``'s squared-residual tolerance (used with ``use_tol``).
     """
     m = Y.shape[1]
     dt = Y.dtype
@@ -496,7 +498,7 @@ def omp_residual_step(
         if keep_path:
             for i in range(k):
                 path_out[s, k - 1, i] = gamma[i]
-        if (use_tol and err <= tol) or k >= kmax:
+        if (use_tol and err <= tol[s]) or k >= kmax:
             status_out[s] = DONE
 
 

@@ -46,6 +46,8 @@ from ._sbl import (
     nonzero_columns,
     prune_mask,
     relative_change,
+    scaled_noise_var,
+    unit_exponent,
     update_noise,
     warn_not_converged,
     work_dtype,
@@ -307,10 +309,18 @@ def kronecker_sbl(
     # M_i x N_i factors): OpenBLAS would split each over its pool, whose workers then
     # busy-wait between calls (the benchmark's 256 x 4096 two-factor run on a loaded 2-core
     # machine: 46 ms at the default two threads, 14 ms at one; never slower, paired).
+    # EM runs on y and on each factor scaled by a power of two (exact; the iteration is
+    # equivariant under both): at 1e+-150 the posterior variances underflowed (EM "converged"
+    # after one iteration on a wrong x) or the eigensolver failed on overflowing Grams. A
+    # factor is scaled as a whole, not per column: the SVD method's rank-one M-step is not
+    # equivariant under per-column scaling.
+    ey = unit_exponent(Y, xp)
+    es = [unit_exponent(A, xp) for A in factors]
+    noise_var = scaled_noise_var(noise_var, ey)
     with host_blas_limited(xp):
         core = _kronecker_sbl_core(
-            [A.astype(work) for A in factors],
-            Y.astype(work),
+            [A.astype(work) * math.ldexp(1.0, -e) for A, e in zip(factors, es, strict=True)],
+            Y.astype(work) * math.ldexp(1.0, -ey),
             method,
             blocks,
             betas,
@@ -324,6 +334,15 @@ def kronecker_sbl(
     coef, gammas, s2, n_iter, converged, costs, change = core
     if not converged:
         warn_not_converged("kronecker_sbl", max_iter, change, tol)
+    # Back to the units of y and of the factors: x scales as 2^(ey - sum e_i) and gamma as
+    # its square, carried by the last factor (all but the last have unit norm), and
+    # log|Sigma_y| moves by M log(4^ey).
+    coef = coef * math.ldexp(1.0, ey - sum(es))
+    gammas = list(gammas)
+    gammas[-1] = gammas[-1] * math.ldexp(1.0, 2 * (ey - sum(es)))
+    s2 = math.ldexp(s2, 2 * ey)
+    shift = Y.shape[1] * M * 2 * ey * math.log(2.0)
+    costs = [c + shift for c in costs]
     real_out = np.finfo(out).dtype
     gamma = gammas[0]
     for g in gammas[1:]:

@@ -100,10 +100,21 @@ class LADRefit:
 
 
 def lad_fit(B: np.ndarray, y: np.ndarray) -> np.ndarray | None:
-    """``argmin_z ||B z - y||_1`` by HiGHS: variables ``(z, t)``, ``|B z - y| <= t``."""
+    """``argmin_z ||B z - y||_1`` by HiGHS: variables ``(z, t)``, ``|B z - y| <= t``.
+
+    HiGHS's feasibility and optimality tolerances are absolute (about 1e-7), so the LP is
+    solved for ``y`` scaled by the power of two that brings its largest entry near 1 and
+    ``z`` scaled back (exactly): unscaled, a signal of size 1e-30 came back as ``z = 0`` and
+    one of size 1e30 as an LP failure. The columns of ``B`` are unit-norm in ``loss_omp``.
+    """
     m, k = B.shape
     B64 = B.astype(np.float64)
     y64 = y.astype(np.float64)
+    top = float(np.max(np.abs(y64)))
+    if top == 0.0:
+        return np.zeros(k, B.dtype)
+    e = int(np.clip(np.frexp(top)[1], -1020, 1020))
+    y64 = np.ldexp(y64, -e)
     cost = np.concatenate([np.zeros(k), np.ones(m)])
     eye = np.eye(m)
     A_ub = np.block([[B64, -eye], [-B64, -eye]])
@@ -112,7 +123,7 @@ def lad_fit(B: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     res = linprog(cost, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
     if res.status != 0:
         return None
-    return res.x[:k].astype(B.dtype)
+    return np.ldexp(res.x[:k], e).astype(B.dtype)
 
 
 class Loss:

@@ -41,7 +41,14 @@ import numpy as np
 
 from .._array import is_cupy_array, namespace
 
-__all__ = ["omp_device", "on_device"]
+__all__ = [
+    "omp_device",
+    "on_device",
+    "pow2_exponents",
+    "scaled_column_norms",
+    "selection_weights",
+    "signal_scales",
+]
 
 # Status codes, as in _kernels (DONE: budget or tol reached; PREMATURE: no admissible atom).
 _DONE = 1
@@ -57,6 +64,69 @@ PREMATURE_MESSAGE = (
 )
 
 
+def pow2_exponents(mags: Any, dtype: Any, xp: Any) -> Any:
+    """Exponents ``e`` (int64) with ``mags * 2**-e`` in ``[0.5, 1)``, clamped so that ``2**-e``
+    stays a normal number of ``dtype``'s precision (0 for zero magnitudes).
+
+    Scaling by a power of two is exact, so a computation on the scaled data gives the same
+    bits as on the original one wherever the latter neither overflows nor underflows.
+    """
+    info = np.finfo(dtype)
+    _, e = xp.frexp(mags)
+    e = xp.where(mags > 0, e, 0).astype(xp.int64)
+    return xp.clip(e, -info.maxexp + 2, -info.minexp - 1)
+
+
+def scaled_column_norms(A: Any, xp: Any) -> Any:
+    """Column norms of ``A`` in its real precision, without overflow or underflow in the
+    squares (each column is scaled by a power of two near its largest entry first: at 1e+-170
+    the plain sum of squares gave inf or 0, and every atom then looked like a zero column);
+    1 for zero columns (they are never selected)."""
+    real = np.finfo(A.dtype).dtype
+    mags = xp.max(xp.abs(A), axis=0) if A.shape[0] else xp.zeros(A.shape[1], real)
+    e = pow2_exponents(mags, real, xp)
+    up = xp.ldexp(xp.ones(e.shape, dtype=real), -e.astype(xp.int32))
+    As = A * up
+    norms = xp.sqrt(xp.sum(_abs2(xp, As), axis=0)) / up
+    return xp.where(norms > 0, norms, xp.ones((), dtype=real)).astype(real, copy=False)
+
+
+def signal_scales(Yt: Any, xp: Any) -> Any:
+    """Per signal (rows of ``Yt``), the power of two ``2**-e`` that brings its largest entry
+    into ``[0.5, 1)``: OMP runs on the scaled signals, whose squared norms and correlations
+    neither overflow nor underflow (at 1e-170 they underflowed to 0 and OMP returned zeros
+    without a warning), and the coefficients are scaled back exactly."""
+    real = np.finfo(Yt.dtype).dtype
+    mags = xp.max(xp.abs(Yt), axis=1)
+    e = pow2_exponents(mags, real, xp)
+    return xp.ldexp(xp.ones(e.shape, dtype=real), -e.astype(xp.int32)), e
+
+
+def selection_weights(w: Any, xp: Any) -> Any:
+    """``(w_ref / w_j)^2`` in float64 (0 for unpenalised atoms), the factor of ``|c_j|^2`` in
+    the weighted selection score, with ``w_ref`` a power of two at the geometric middle of
+    the positive weights.
+
+    The rule ``argmax |c_j| / w_j`` does not change when every weight is scaled by one
+    factor; ``1 / w_j^2`` itself overflowed for weights below 1e-154 and underflowed to 0
+    above 1e154, and OMP then took the first atoms in column order instead of the most
+    correlated ones. Relative to ``w_ref`` the scores stay finite and non-zero for any range
+    of weights up to about 1e300 (and unit weights give unit factors).
+    """
+    w = w.astype(xp.float64)
+    pos = w > 0
+    if not bool(xp.any(pos)):
+        return xp.zeros(w.shape, dtype=xp.float64)
+    lo = xp.min(xp.where(pos, w, xp.inf))
+    hi = xp.max(w)
+    _, e_lo = np.frexp(float(lo))
+    _, e_hi = np.frexp(float(hi))
+    e_ref = (int(e_lo) + int(e_hi)) // 2 - 1
+    ws = xp.ldexp(xp.where(pos, w, 1.0), -e_ref)
+    with np.errstate(over="ignore", under="ignore"):  # only beyond the range above
+        return xp.where(pos, (1.0 / ws) ** 2, 0.0)
+
+
 def _abs2(xp: Any, X: Any) -> Any:
     """``|X|^2`` elementwise in X's real precision (no square root, as the CPU kernel)."""
     if X.dtype.kind == "c":
@@ -67,7 +137,21 @@ def _abs2(xp: Any, X: Any) -> Any:
 class _State:
     """The running signals' state, row ``t`` belonging to the original signal ``rows[t]``."""
 
-    names = ("rows", "Yt", "R", "AtY", "thr", "idx", "As", "Linv", "z", "gam", "active", "path")
+    names = (
+        "rows",
+        "Yt",
+        "R",
+        "AtY",
+        "thr",
+        "tol",
+        "idx",
+        "As",
+        "Linv",
+        "z",
+        "gam",
+        "active",
+        "path",
+    )
 
     def __init__(self, **arrays: Any) -> None:
         self.__dict__.update(arrays)
@@ -112,8 +196,7 @@ def omp_device(
         return X.conj() if cplx else X
 
     # Unit-norm columns (zero columns keep norm 1: they are never selected).
-    norms = xp.sqrt(xp.sum(_abs2(xp, A), axis=0))
-    norms = xp.where(norms > 0, norms, xp.ones((), dtype=real))
+    norms = scaled_column_norms(A, xp)
     An = A / norms
     AnT = xp.ascontiguousarray(An.T)  # atoms as rows, for gathering
     AnC = cj(An)
@@ -123,10 +206,18 @@ def omp_device(
     free = w == 0
     has_free = bool(xp.any(free))
     weighted = has_free or bool(xp.any(w != 1))
-    iw2 = xp.where(free, 0.0, 1.0 / xp.where(free, 1.0, w.astype(xp.float64)) ** 2)
+    iw2 = selection_weights(w, xp)
 
+    # Each signal scaled by a power of two (exact), and its tolerance with it, as on the CPU.
     Yt = xp.ascontiguousarray(Y.T)
+    yscale, yexp = signal_scales(Yt, xp)
+    Yt = Yt * yscale[:, None].astype(dtype)
     ynorm2 = xp.sum(_abs2(xp, Yt), axis=1, dtype=xp.float64)
+    with np.errstate(over="ignore", under="ignore"):  # inf: met at once; 0: only by y = A x
+        tol_v = xp.ldexp(
+            xp.full(B, float(tol) if use_tol else 0.0, dtype=xp.float64),
+            (-2 * yexp).astype(xp.int32),
+        )
 
     # Results per original signal; index N is a dummy column for unused slots.
     idx_out = xp.full((B, kmax), N, dtype=xp.int64)
@@ -138,13 +229,14 @@ def omp_device(
     rows = xp.arange(B)
     if use_tol:
         # Signals already within tol select nothing (DONE with 0 atoms).
-        rows = xp.flatnonzero(ynorm2 > tol)
+        rows = xp.flatnonzero(ynorm2 > tol_v)
     b = int(rows.shape[0])
     st = _State(
         rows=rows,
         Yt=Yt[rows],
         R=Yt[rows],
         thr=((_CORR_ZERO * eps) ** 2) * ynorm2[rows],
+        tol=tol_v[rows],
         idx=xp.full((b, kmax), N, dtype=xp.int64),
         As=xp.zeros((b, kmax, m), dtype=dtype),
         Linv=xp.zeros((b, kmax, kmax), dtype=dtype),
@@ -237,7 +329,7 @@ def omp_device(
             break
         if use_tol:
             err = xp.sum(_abs2(xp, st.R), axis=1, dtype=xp.float64)
-            done = err <= tol
+            done = err <= st.tol
             if bool(xp.any(done)):
                 retire(xp.flatnonzero(done), k + 1, _DONE)
                 keep = xp.flatnonzero(~done)
@@ -252,6 +344,11 @@ def omp_device(
         warnings.warn(PREMATURE_MESSAGE, RuntimeWarning, stacklevel=3)
 
     inv = (1 / norms).astype(real)
+    # Undo the signals' scaling (a power of two, as on the CPU).
+    back = (1 / yscale).astype(real)
+    gam_out *= back[:, None]
+    if return_path:
+        path_out *= back[:, None, None]
     inv_ext = xp.concatenate([inv, xp.zeros(1, dtype=real)])
     scale = inv_ext[idx_out]  # (B, kmax); 0 on the dummy slots
     sig = xp.arange(B)[:, None]

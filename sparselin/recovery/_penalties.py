@@ -63,7 +63,10 @@ class WeightedL0(Penalty):
 
     @property
     def cost(self) -> np.ndarray:
-        return self.lam * self.w**2
+        # (lam w) w, not lam w**2: w**2 overflows for weights above 1e154 (inf, and 0 * inf =
+        # NaN at lam = 0, which stopped the iteration before its first atom), while the cost
+        # itself is in range.
+        return self.lam * self.w * self.w
 
     def value(self, x: np.ndarray) -> float:
         return float(np.sum(self.cost[x != 0]))

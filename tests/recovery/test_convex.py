@@ -502,3 +502,63 @@ def test_lad_lasso_matches_highs_lp_property(m, ratio, frac, n_free, seed):
     assert info.converged
     assert info.objective == pytest.approx(ref, rel=1e-7, abs=1e-9 * np.abs(y).sum())
     assert info.gap <= 1e-8 * np.abs(y).sum()
+
+
+@pytest.mark.parametrize("loss", list(SOLVERS))
+def test_lam_zero_is_certified_at_the_unregularised_optimum(rng, loss):
+    # lam = 0 makes every dual constraint an equality, <a_j, theta> = 0. Taken as
+    # inequalities with bound 0 they scaled each dual point to 0: the gap at the least-squares
+    # optimum stayed the whole objective, so lasso and sqrt_lasso ran all max_iter rounds and
+    # reported converged=False (gap 144 on an objective of 144).
+    A = rng.standard_normal((30, 10))
+    y = rng.standard_normal(30)
+    x, info = SOLVERS[loss](A, y, 0.0, return_info=True)
+    assert info.converged and info.n_iter <= 3
+    ref, _ = _cvx(loss, A, y, 0.0, np.ones(10))
+    assert info.objective == pytest.approx(ref, rel=1e-7)
+    assert info.gap <= 1e-8 * info.objective
+
+
+@pytest.mark.parametrize("loss", list(SOLVERS))
+@pytest.mark.parametrize("n_free", [15, 30])
+def test_unpenalised_columns_spanning_the_rows(rng, loss, n_free):
+    # With unpenalised columns that span every row the optimum interpolates (objective 0
+    # up to the penalised part, which is 0 here). The square-root loss's dual point is the
+    # residual projected off those columns and normalised: a one-pass projection left
+    # rounding noise, normalised into a unit vector that broke the equality constraints, and
+    # certified gap 0 at ||A x - y|| = 1e-2 (converged=True).
+    for _ in range(4):  # the one-pass point certified a wrong optimum on most draws
+        A = rng.standard_normal((15, 30))
+        y = rng.standard_normal(15)
+        w = np.ones(30)
+        w[:n_free] = 0.0
+        x, info = SOLVERS[loss](A, y, 1.0, weights=w, return_info=True)
+        resid = _fit(loss, y - A @ x)
+        assert info.converged
+        assert resid <= 1e-7 * _fit(loss, y)
+        # the optimum is 0: the gap must cover the residual (up to its rounding)
+        assert info.gap >= resid - 1e-12 * _fit(loss, y)
+
+
+def _fit(loss, r):
+    if loss == "lasso":
+        return float(r @ r)
+    return float(np.linalg.norm(r, 2 if loss == "sqrt_lasso" else 1))
+
+
+@pytest.mark.parametrize("sA, sy", [(1.0, 1e-4), (1.0, 1e-150), (1.0, 1e150), (1e-150, 1.0)])
+def test_sqrt_lasso_interpolating_regime_at_any_scale(rng, sA, sy):
+    # In the interpolating regime the solver takes the basis-pursuit LP (HiGHS), whose
+    # tolerances are absolute: at y = 1e-4 (or A = 1e-150) the equality A x = y was met only
+    # to 1e-7, the candidate was refused and the scaled-lasso fallback stopped 1e-3 from the
+    # optimum (converged=False). The LP is now solved in units where y, A and w are near 1.
+    A = rng.standard_normal((30, 60))
+    x0 = np.zeros(60)
+    x0[[1, 7, 20]] = [2.0, -1.0, 3.0]
+    y = A @ x0 + 0.1 * rng.standard_normal(30)
+    lam = 0.1 * lam_max(A, y, "sqrt_lasso")
+    x, info = sqrt_lasso(A, y, lam, return_info=True)
+    xs, info_s = sqrt_lasso(A * sA, y * sy, lam * sA, return_info=True)
+    assert info.converged and info_s.converged
+    assert info_s.objective == pytest.approx(sy * info.objective, rel=1e-9)
+    np.testing.assert_allclose(xs * (sA / sy), x, atol=1e-9 * np.abs(x).max())

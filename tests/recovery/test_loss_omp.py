@@ -260,3 +260,60 @@ def test_dtypes(rng, dtype):
     res = loss_omp(A, y, loss="sqrt_lasso", penalty="l1", lam=0.2)
     assert res.coef.dtype == dtype
     np.testing.assert_allclose(res.coef, xt, atol=1e-4)
+
+
+# How lam maps when y is scaled by s (x -> s x): the loss scales by s^2 (lasso) or s (the
+# others), the l1 penalty by s and the l0 penalty not at all.
+_LAM_SCALE = {
+    ("lasso", "l1"): lambda s: s,
+    ("lasso", "l0"): lambda s: s * s,
+    ("sqrt_lasso", "l1"): lambda s: 1.0,
+    ("sqrt_lasso", "l0"): lambda s: s,
+    ("lad_lasso", "l1"): lambda s: 1.0,
+    ("lad_lasso", "l0"): lambda s: s,
+}
+
+
+@pytest.mark.parametrize("loss, penalty", PAIRS)
+@pytest.mark.parametrize("s", [1e-100, 1e-30, 1e30, 1e100])
+def test_scaled_signal_gives_the_scaled_result(rng, loss, penalty, s):
+    # The LAD refit's LP (HiGHS) has absolute tolerances: at y = 1e-30 it returned z = 0
+    # (support [9], then "active" at a wrong x) and at 1e30 it failed ("dependent", empty
+    # support). It now solves in units where y is near 1.
+    A = rng.standard_normal((20, 40))
+    x = np.zeros(40)
+    x[[1, 5, 9]] = [1.0, 2.0, 3.0]
+    y = A @ x + 0.01 * rng.standard_normal(20)
+    lam = {"lasso": 0.05, "sqrt_lasso": 0.05, "lad_lasso": 0.5}[loss]
+    ref = loss_omp(A, y, loss=loss, penalty=penalty, lam=lam, n_nonzero=4)
+    lam_s = lam * _LAM_SCALE[loss, penalty](s)
+    got = loss_omp(A, y * s, loss=loss, penalty=penalty, lam=lam_s, n_nonzero=4)
+    assert got.stop_reason == ref.stop_reason
+    np.testing.assert_array_equal(got.support, ref.support)
+    np.testing.assert_allclose(got.coef / s, ref.coef, rtol=1e-9, atol=1e-12)
+    f = s * s if loss == "lasso" else s
+    np.testing.assert_allclose(got.loss / f, ref.loss, rtol=1e-9)
+
+
+@pytest.mark.parametrize("loss", ["lasso", "sqrt_lasso", "lad_lasso"])
+def test_l0_cost_with_weights_above_the_squares_range(rng, loss):
+    # The l0 cost lam w_j^2 was formed as lam * w**2: inf for w > 1e154, and NaN (0 * inf) at
+    # lam = 0, which stopped the iteration before its first atom ("no_decrease").
+    A = rng.standard_normal((20, 40))
+    y = A[:, [3, 11, 27]] @ np.array([1.0, -2.0, 0.5]) + 0.01 * rng.standard_normal(20)
+    big = np.full(40, 1e200)
+    plain = loss_omp(A, y, loss=loss, penalty="l0", lam=0.0, n_nonzero=3)
+    got = loss_omp(A, y, loss=loss, penalty="l0", lam=0.0, weights=big, n_nonzero=3)
+    np.testing.assert_array_equal(got.support, plain.support)
+    np.testing.assert_allclose(got.coef, plain.coef, rtol=1e-12)
+    # lam w^2 with w = 1e155 (w^2 = 1e310 overflows) and lam = lam_ref 1e-310: the cost of
+    # lam_ref with unit weights (y scaled by 1e6 to keep lam a normal number)
+    y6 = y * 1e6
+    lam_ref = {"lasso": 1e-2, "sqrt_lasso": 1e-3, "lad_lasso": 1e-3}[loss]
+    lam_ref *= _LAM_SCALE[loss, "l0"](1e6)
+    ref = loss_omp(A, y6, loss=loss, penalty="l0", lam=lam_ref, n_nonzero=3)
+    w = np.full(40, 1e155)
+    got = loss_omp(A, y6, loss=loss, penalty="l0", lam=lam_ref * 1e-310, weights=w, n_nonzero=3)
+    assert got.n_iter > 0
+    np.testing.assert_array_equal(got.support, ref.support)
+    np.testing.assert_allclose(got.loss, ref.loss, rtol=1e-9)

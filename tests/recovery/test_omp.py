@@ -14,6 +14,8 @@ import sklearn
 from sklearn.linear_model import orthogonal_mp
 
 from sparselin.recovery import _greedy, omp
+from sparselin.recovery._checks import check_problem, check_weights
+from sparselin.recovery._omp_gpu import omp_device
 
 
 def _problem(rng, m, N, n_signals=None, s=5, dtype=np.float64, unit=True):
@@ -396,3 +398,93 @@ def test_weighted_batch_on_both_paths(rng, monkeypatch, dtype):
             np.testing.assert_allclose(out["gram"], ref, atol=1e-10)
         if weights is w0:
             assert np.all(out["gram"][[5, 33]] != 0)
+
+
+_NO_FLAGS = {"return_path": False, "return_n_iter": False}
+
+
+@pytest.mark.parametrize("path", ["gram", "residual", "device"])
+@pytest.mark.parametrize("factor", [1e-300, 1e-200, 1e-160, 1e160, 1e200, 1e300])
+def test_selection_is_invariant_to_one_factor_on_all_weights(rng, monkeypatch, path, factor):
+    # argmax |c_j| / w_j does not change when every weight is scaled by one factor. 1 / w^2
+    # used to overflow (w < 1e-154) or underflow to 0 (w > 1e154), and every path then took
+    # the first atoms in column order (support 0..5 here) instead of the most correlated.
+    A, _ = _problem(rng, 25, 50)
+    Y = rng.standard_normal((25, 3))
+    w = rng.uniform(0.3, 3, 50)
+    w0 = w.copy()
+    w0[[4, 17]] = 0
+    for weights in (w, w0):
+        ref = omp(A, Y, n_nonzero=6, weights=weights)
+        monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+        if path == "device":  # the batched GPU core, run on NumPy (test_omp_gpu.py)
+            got = omp_device(A, Y, weights * factor, n_nonzero=6, tol=None, **_NO_FLAGS)
+        else:
+            got = omp(A, Y, n_nonzero=6, weights=weights * factor)
+        np.testing.assert_array_equal(got != 0, ref != 0)
+        np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_weights_over_a_wide_range_select_by_ratio(rng):
+    # Weights from 1e-140 to 1e140: the scores |c_j|^2 (w_ref / w_j)^2 stay finite and
+    # non-zero, so the rule equals OMP on the columns a_j / w_j (rescaled to unit norm).
+    A, _ = _problem(rng, 20, 30)
+    y = rng.standard_normal(20)
+    w = 10.0 ** rng.uniform(-140, 140, 30)
+    w[np.argsort(w)[:8]] = 10.0 ** rng.uniform(-1, 1, 8)  # a few comparable candidates
+    got = omp(A, y, n_nonzero=5, weights=w)
+    sup, r = [], y.copy()
+    for _ in range(5):  # the textbook rule in logarithms, which cannot over- or underflow
+        score = np.log(np.abs(A.T @ r) + 1e-300) - np.log(w)
+        score[sup] = -np.inf
+        sup.append(int(np.argmax(score)))
+        r = y - A[:, sup] @ np.linalg.lstsq(A[:, sup], y, rcond=None)[0]
+    assert set(np.flatnonzero(got)) == set(sup)
+
+
+@pytest.mark.parametrize("path", ["gram", "residual", "device"])
+@pytest.mark.parametrize("sA, sy", [(1.0, 1e-170), (1.0, 1e170), (1e-170, 1.0), (1e170, 1.0)])
+@pytest.mark.parametrize("dtype", [np.float64, np.complex128])
+def test_scale_beyond_the_squares_range(rng, monkeypatch, path, sA, sy, dtype):
+    # Squared norms and correlations of data at 1e+-170 over- or underflow: every signal used
+    # to come back as zeros (at y = 1e-170 with no warning, its squared norm being 0). Powers
+    # of two now scale the columns and each signal (exactly), and tol with the signal.
+    A, _ = _problem(rng, 20, 40, dtype=dtype)
+    X = np.zeros((40, 3), dtype)
+    X[[2, 9, 30], 0] = [1.0, -2.0, 0.5]
+    X[[1, 5, 22], 1] = [3.0, 1.0, -1.0]  # signal 2 stays 0: a batch with an all-zero signal
+    Y = A @ X
+    monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no premature stop, and the zero signal is silent
+        if path == "device":
+            A_, Y_, _ = check_problem(A * sA, Y * sy, allow_2d_y=True)
+            w_ = check_weights(None, 40, A_.dtype)
+            got = omp_device(A_, Y_, w_, n_nonzero=3, tol=None, **_NO_FLAGS)
+        else:
+            got = omp(A * sA, Y * sy, n_nonzero=3)
+    np.testing.assert_allclose(got * (sA / sy), X, atol=1e-10)
+    assert not got[:, 2].any()
+
+
+@pytest.mark.parametrize("path", ["gram", "residual", "device"])
+def test_tol_is_scaled_with_each_signal(rng, monkeypatch, path):
+    # Signals 1e-100 and 1e100 apart in one batch, each with a tolerance it meets after a
+    # different number of atoms: the per-signal scaling must carry tol along exactly.
+    A, _ = _problem(rng, 30, 60)
+    X = np.zeros((60, 2))
+    X[[3, 8, 20, 41], :] = [[4.0, 4.0], [2.0, 2.0], [1.0, 1.0], [0.5, 0.5]]
+    Y = A @ X * np.array([1e-100, 1e100])
+    monkeypatch.setattr(_greedy, "_use_gram", lambda *a, p=path: p == "gram")
+    ref = omp(A, A @ X[:, 0], tol=0.3, return_n_iter=True)
+    for k, s in enumerate((1e-100, 1e100)):
+        # the other signal's tolerance is out of its reach: it may stop early and warn
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if path == "device":
+            got = omp_device(A, Y, np.ones(60), n_nonzero=30, tol=0.3 * s * s, **_NO_FLAGS)
+            got, n = got[:, k], np.count_nonzero(got[:, k])
+        else:
+            got, n = omp(A, Y, tol=0.3 * s * s, return_n_iter=True)
+            got, n = got[:, k], n[k]
+        assert n == ref[1] < 4
+        np.testing.assert_allclose(got / s, ref[0], rtol=1e-12, atol=1e-14)
