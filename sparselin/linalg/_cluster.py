@@ -48,6 +48,7 @@ from ._concat import (
     _ExactState,
     _hstack,
     _narrow_head,
+    _norm2,
     _norm_order,
     _NormBoundState,
     _ProjectionState,
@@ -178,15 +179,16 @@ def cluster_matrices(
     ``"estimate"`` (not provable; the tightest and largest groups)
         The incremental truncated SVD of :func:`estimate_concat_error` (``rank +
         n_oversamples`` singular values, Brand updates). It never underestimates in exact
-        arithmetic, but round-off of order :math:`\sqrt{\epsilon}` means no guarantee; use
-        ``verify=True`` to check.
+        arithmetic, but the rounding of the updates is not bounded, so there is no
+        guarantee; use ``verify=True`` to check.
     ``"exact"`` (provable; the naive reference)
         An exact SVD of every candidate group, for comparison: the slow approach the others
         avoid.
 
-    With a provable method every group of two or more matrices meets ``tol`` exactly (up to
-    round-off of the predictions, about :math:`10^{-7}` relative in float64). A singleton
-    is kept whatever its own error.
+    With a provable method every group of two or more matrices meets ``tol`` exactly: the
+    predictions run in float64 whatever the input precision and are accumulated without
+    cancellation, so their round-off is relative to the error itself. A singleton is kept
+    whatever its own error.
 
     Parameters
     ----------
@@ -327,8 +329,8 @@ def _cluster_matrices_core(
     xp_mod = _namespace(mats)
     norms2 = [squared_norm(A) for A in mats]
     scale = _energy_scale(mats, norms2, xp_mod)
-    if scale != 1.0:
-        norms2 = [squared_norm(A, scale) for A in mats]
+    if scale != 1.0 or mats[0].dtype != np.float64:
+        norms2 = [_norm2(A, scale) for A in mats]
     col = _Collection(mats, xp_mod, norms2, scale)
     rng = check_random_state(random_state)
     return _cluster_collection(

@@ -689,7 +689,10 @@ class _Planner:
         energy = np.empty((len(mem), U.shape[1]))
         norms = np.empty(len(mem))
         for j, i in enumerate(mem):
-            B = self._scaled64(i, scale)
+            # Each member in its own units (U is scale-free): at the group's scale, a member
+            # 1e-300 times smaller than the largest underflows to 0 and "meets" any tol (its
+            # relative error was reported 0 where it was 2e-4 > tol).
+            B = self._scaled64(i, self.amax[i] or 1.0)
             energy[j] = to_numpy(xp.sum((U.T @ B) ** 2, axis=1))
             norms[j] = float(xp.sum(B * B))
         tails = _tails(energy)
@@ -716,13 +719,17 @@ class _Planner:
                 A = self.blocks[i]
                 coef = xp.ascontiguousarray((U64.T @ A.astype(np.float64)).astype(self.dtype))
                 approx = basis @ coef
-                R = (A.astype(np.float64) - approx.astype(np.float64)) * (1.0 / scale)
+                # The member's own error in its own units (see _basis), then converted to
+                # the group's for the group's error (where a tiny member may vanish).
+                own = self.amax[i] or 1.0
+                R = (A.astype(np.float64) - approx.astype(np.float64)) * (1.0 / own)
                 r2 = float(xp.sum(R * R))
-                a2 = float(xp.sum((A.astype(np.float64) * (1.0 / scale)) ** 2))
+                a2 = float(xp.sum((A.astype(np.float64) * (1.0 / own)) ** 2))
                 coefs.append(coef)
                 errs.append(math.sqrt(r2 / a2) if a2 > 0 else 0.0)
-                res2 += r2
-                tot2 += a2
+                ratio2 = (own / scale) ** 2
+                res2 += r2 * ratio2
+                tot2 += a2 * ratio2
             if all(e <= self.tol for e in errs):  # False for NaN, too
                 cluster_error = math.sqrt(res2 / tot2) if tot2 > 0 else 0.0
                 return _Group(list(mem), basis, coefs, k, errs, cluster_error)

@@ -156,9 +156,20 @@ def _check_collection(mats: Any, name: str = "mats") -> _Collection:
     dtype = np.result_type(*[A.dtype for A in checked])
     checked = [A.astype(dtype, copy=False) for A in checked]
     scale = _energy_scale(checked, norms2, xp)
-    if scale != 1.0:
-        norms2 = [squared_norm(A, scale) for A in checked]
+    if scale != 1.0 or dtype != np.float64:
+        norms2 = [_norm2(A, scale) for A in checked]
     return _Collection(checked, xp, norms2, scale)
+
+
+def _norm2(A: Any, scale: float) -> float:
+    """``||scale * A||_F^2`` summed in float64 whatever A's precision.
+
+    The errors are differences of energies; a float32 sum (relative error about 1e-7)
+    would put a floor of ``sqrt(1e-7)`` = 3e-4 under every relative error it enters.
+    """
+    if scale != 1.0:
+        return squared_norm(A, scale)  # sums in float64 itself
+    return squared_norm(_f64(A))
 
 
 def _check_rank(rank: Any) -> int:
@@ -188,22 +199,56 @@ def _relative(err2: float, tot: float) -> float:
     return math.sqrt(min(max(err2, 0.0) / tot, 1.0))
 
 
-def _top_energy_lower(A: Any, r: int, norm2: float, scale: float, rng: Any) -> tuple[float, Any]:
-    """A lower bound on ``T_r(A)`` (times scale**2) and an orthonormal basis it comes from.
+def _f64(A: Any) -> Any:
+    """``A`` in float64 (no copy if it already is): every bound is computed in float64.
 
-    A block of width or height at most ``r`` has ``T_r(A) = ||A||_F^2``. Otherwise the
-    truncated SVD's values are Rayleigh-Ritz values, the singular values of ``U^T A`` for an
-    orthonormal ``U``, so ``sum s_i^2 = ||U^T A||_F^2 <= T_r(A)`` by Ky Fan's maximum
-    principle, however accurate the randomized range is: the bound stays provable.
+    A float32 collection's values are exact in float64, so its bounds and errors are those of
+    the data, not of float32 arithmetic: in float32, the rounding of the singular values
+    alone (about ``eps_32 sigma_1``) hides relative errors below ``sqrt(eps_32)`` = 3e-4, and
+    a bound of 0 was reported where the exact error was 5e-5.
+    """
+    return A if A.dtype == np.float64 else A.astype(np.float64)
+
+
+def _orthonormal(U: Any, xp: types.ModuleType) -> Any:
+    """An exactly orthonormal float64 basis of the span of ``U`` (QR, for the bounds)."""
+    return xp.linalg.qr(_f64(U), mode="reduced")[0]
+
+
+def _outside2(A: Any, U: Any, scale: float) -> float:
+    """``||(I - U U^T) A||_F^2`` (times scale**2), formed explicitly in float64, projected twice.
+
+    Never as ``||A||^2 - ||U^T A||^2``: for a block nearly inside ``span(U)`` that difference
+    cancels, and its round-off (``eps ||A||^2``) can exceed the energy outside, which a bound
+    must not lose. Twice is enough (Kahan): one pass leaves a part along ``U`` of order
+    ``eps ||A||``.
+    """
+    A = _f64(A)
+    if U is None or U.shape[1] == 0:
+        return squared_norm(A, scale)
+    R = A - U @ (U.T @ A)
+    R = R - U @ (U.T @ R)
+    return squared_norm(R, scale)
+
+
+def _head_outside(A: Any, r: int, scale: float, rng: Any) -> tuple[float, Any]:
+    """An upper bound on ``E_r(A)^2`` (times scale**2) and the orthonormal basis it comes from.
+
+    A block of width or height at most ``r`` has ``E_r(A) = 0``. Otherwise ``U`` holds the
+    top-``r`` left singular vectors from a truncated SVD (re-orthonormalised in float64) and
+    the bound is ``||(I - U U^T) A||_F^2 >= E_r(A)^2`` (Eckart--Young: ``U U^T A`` has rank
+    ``r``), however accurate the randomized range: the bound stays provable. It is formed
+    explicitly (see :func:`_outside2`), not as ``||A||^2`` minus the Ritz energy, so a tail
+    below the round-off of the energies is not lost.
     """
     m, n = A.shape
     xp = namespace(A)
     if min(m, n) <= r:
-        return norm2, None
-    # The core rescales extreme data itself; it gets the norm only where it is in range.
-    own = norm2 if scale == 1.0 else None
-    U, s, _, _ = _truncated_svd_core(A, r, rng=rng, kind="dense", norm2=own, n_oversamples=10)
-    return min(norm2, float(_energy(s, scale).sum())), xp.ascontiguousarray(U)
+        return 0.0, None
+    # The core rescales extreme data itself.
+    U, _, _, _ = _truncated_svd_core(_f64(A), r, rng=rng, kind="dense", n_oversamples=10)
+    U = _orthonormal(U, xp)
+    return _outside2(A, U, scale), U
 
 
 def _hstack(blocks: list, xp: types.ModuleType) -> Any:
@@ -218,10 +263,11 @@ def _hstack(blocks: list, xp: types.ModuleType) -> Any:
 class _NormBoundState:
     """Weyl-type ("max-norm") bound: ``L = T_r(H)`` for a fixed head ``H``; tail energy added.
 
-    ``H`` is a column subset of ``M`` so ``sigma_i(M) >= sigma_i(H)`` and ``T_r(M) >= T_r(H)``.
-    A head of width ``<= r`` has ``T_r(H) = ||H||_F^2`` (no SVD); a wider one gets a Ritz lower
-    bound from a truncated SVD (see :func:`_top_energy_lower`). Each block added later costs
-    only its norm.
+    ``H`` is a column subset of ``M`` so ``sigma_i(M) >= sigma_i(H)`` and ``T_r(M) >= T_r(H)``,
+    hence ``E_r(M)^2 <= E_r(H)^2 + sum_{j not in H} ||A_j||_F^2``. A head of width ``<= r``
+    has ``E_r(H) = 0`` (no SVD); a wider one gets the bound of :func:`_head_outside`. The
+    error is accumulated as that sum (the tail's energy), never as ``||M||^2 - ||H||^2``,
+    whose cancellation loses a tail far below the head. Each block added costs its norm.
     """
 
     def __init__(self, col: _Collection, head: list[int], r: int, rng: Any):
@@ -230,30 +276,31 @@ class _NormBoundState:
         width = sum(col.widths[j] for j in head)
         self._basis = None
         if width <= r or col.m <= r:
-            self.low = self.tot
+            self.err2 = 0.0
         else:
             H = _hstack([col.mats[j] for j in head], xp)
-            self.low, self._basis = _top_energy_lower(H, r, self.tot, col.scale, rng)
+            self.err2, self._basis = _head_outside(H, r, col.scale, rng)
         self._col = col
         self._head = head
 
-    def propose(self, j: int) -> tuple[float, float]:
-        tot = self.tot + self._col.norms2[j]
-        return tot - self.low, tot
+    def propose(self, j: int) -> tuple[float, tuple[float, float]]:
+        norm2 = self._col.norms2[j]
+        err2 = self.err2 + norm2
+        return err2, (self.tot + norm2, err2)
 
-    def commit(self, proposal: tuple[float, float]) -> None:
-        self.tot = proposal[1]
+    def commit(self, proposal: tuple) -> None:
+        self.tot, self.err2 = proposal[1]
 
     @property
     def error2(self) -> float:
-        return self.tot - self.low
+        return self.err2
 
     def basis(self) -> Any:
         """Orthonormal basis of the head's dominant directions (for the residual order)."""
         if self._basis is None:
             xp = self._col.xp
             H = _hstack([self._col.mats[j] for j in self._head], xp)
-            self._basis = xp.linalg.qr(H, mode="reduced")[0]
+            self._basis = _orthonormal(H, xp)
         return self._basis
 
 
@@ -265,8 +312,9 @@ class _ProjectionState:
     ``||(I - U U^T) M||_F^2 = sum_j ||(I - U U^T) A_j||_F^2``. ``U`` is fixed when the group
     starts: an orthonormal basis of a head of width ``<= r`` (whose own term is then 0), else
     the top-``r`` left singular vectors of the head from a truncated SVD. Each block added
-    costs ``O(m r n_j)``; the residual is formed explicitly rather than as
-    ``||A||^2 - ||U^T A||^2``, which would cancel for blocks nearly inside ``span(U)``.
+    costs ``O(m r n_j)``; the residual is formed explicitly in float64 (see
+    :func:`_outside2`) rather than as ``||A||^2 - ||U^T A||^2``, which would cancel for
+    blocks nearly inside ``span(U)``.
     """
 
     def __init__(self, col: _Collection, head: list[int], r: int, rng: Any):
@@ -278,19 +326,17 @@ class _ProjectionState:
             self.U = None  # every block lies in a space of dimension m <= r
             self.err2 = 0.0
         elif H.shape[1] <= r:
-            self.U = xp.linalg.qr(H, mode="reduced")[0]
+            self.U = _orthonormal(H, xp)
             self.err2 = 0.0
         else:
-            _, self.U = _top_energy_lower(H, r, self.tot, col.scale, rng)
-            self.err2 = self._outside(H)
+            self.err2, self.U = _head_outside(H, r, col.scale, rng)
 
     def _outside(self, A: Any) -> float:
         if self.U is None:
             return 0.0
-        R = A - self.U @ (self.U.T @ A)
-        return squared_norm(R, self._col.scale)
+        return _outside2(A, self.U, self._col.scale)
 
-    def propose(self, j: int) -> tuple[float, float]:
+    def propose(self, j: int) -> tuple:
         err2 = self.err2 + self._outside(self._col.mats[j])
         return err2, (self.tot + self._col.norms2[j], err2)
 
@@ -313,56 +359,69 @@ class _ResidualState:
     ``R_k = (I - Q Q^T) B_k``. The residuals' column spaces are mutually orthogonal, so the
     projector ``P = sum_k P_k`` onto the top left singular vectors of the pieces (total rank
     ``r``) satisfies ``T_r(M) >= ||P M||_F^2 >= sum_k ||P_k R_k||_F^2 = L``.
+
+    Everything runs in float64 (see :func:`_f64`), and the error ``||M||^2 - L`` is
+    accumulated without cancellation, as the sum of each block's energy inside the span
+    seen before it (``||B_k - R_k||_F^2``, formed explicitly) and of the residual energies
+    not among the ``r`` largest: with ``||B_k||^2 = ||B_k - R_k||^2 + ||R_k||^2`` it is the
+    same number, but a tail far below ``||M||^2`` keeps its digits.
     """
 
     def __init__(self, col: _Collection, r: int):
         self._col = col
         self.r = r
         xp = col.xp
-        self.Q = xp.zeros((col.m, 0), dtype=col.dtype)
+        self.Q = xp.zeros((col.m, 0), dtype=np.float64)
         self.top = np.zeros(0)
         self.tot = 0.0
+        self.err2 = 0.0  # in-span energies + residual energies outside the top r
 
-    def _residual(self, B: Any, norm2: float) -> tuple[np.ndarray, Any, float]:
+    def _residual(self, B: Any, norm2: float) -> tuple[np.ndarray, Any, float, float]:
         xp = self._col.xp
+        scale = self._col.scale
         Q = self.Q
         m, d = Q.shape
         if d >= m:
-            return np.zeros(0), None, 0.0
+            return np.zeros(0), None, 0.0, norm2
+        B = _f64(B)
         R = B
+        inside2 = 0.0
         if d:
             # Twice is enough (Kahan's "twice is enough"): one pass leaves a part along Q of
             # order eps * cond, which would be counted as residual energy.
             R = B - Q @ (Q.T @ B)
             R = R - Q @ (Q.T @ R)
+            inside2 = squared_norm(B - R, scale)
         U, s, _ = xp.linalg.svd(R, full_matrices=False)
-        e = _energy(s, self._col.scale)
-        eps = float(np.finfo(self._col.dtype).eps)
+        e = _energy(s, scale)
+        eps = float(np.finfo(np.float64).eps)
         ref = math.sqrt(max(self.tot + norm2, 0.0))
         tau = _NOISE_ULPS * math.sqrt(max(m, B.shape[1])) * eps * ref
         keep = int(np.count_nonzero(np.sqrt(e) > tau))
         keep = min(keep, m - d)
-        return e, (U[:, :keep] if keep else None), float(e.sum())
+        return e, (U[:, :keep] if keep else None), float(e.sum()), inside2
 
     def propose_block(self, B: Any, norm2: float) -> tuple:
-        e, dirs, res2 = self._residual(B, norm2)
-        top = np.sort(np.concatenate([self.top, e]))[::-1][: self.r]
+        e, dirs, res2, inside2 = self._residual(B, norm2)
+        merged = np.sort(np.concatenate([self.top, e]))[::-1]
+        top = merged[: self.r]
+        err2 = self.err2 + inside2 + float(merged[self.r :].sum())
         tot = self.tot + norm2
-        return tot - float(top.sum()), (tot, top, dirs, res2)
+        return err2, (tot, top, dirs, res2, err2)
 
     def propose(self, j: int) -> tuple:
         col = self._col
         return self.propose_block(col.mats[j], col.norms2[j])
 
     def commit(self, proposal: tuple) -> None:
-        tot, top, dirs, _ = proposal[1]
-        self.tot, self.top = tot, top
+        tot, top, dirs, _, err2 = proposal[1]
+        self.tot, self.top, self.err2 = tot, top, err2
         if dirs is not None:
             self.Q = self._col.xp.concatenate([self.Q, dirs], axis=1)
 
     @property
     def error2(self) -> float:
-        return self.tot - float(self.top.sum())
+        return self.err2
 
     def basis(self) -> Any:
         return self.Q
@@ -377,7 +436,9 @@ class _EstimateState:
     ``U diag(s^2) U^T <= M M^T`` (Loewner order) and ``s_i <= sigma_i(M)`` for every ``i``:
     the estimate never overestimates a singular value, and in exact arithmetic the error it
     implies is an upper bound. Round-off (the remainder's pruning below the noise level) can
-    break that by a few ulps of the energy, so it is not claimed as provable.
+    break that by a few ulps of the energy, so it is not claimed as provable. The update runs
+    in float64 whatever the blocks' precision (see :func:`_f64`): in float32 the estimate
+    was 0 where the exact error was 6e-4. ``dtype`` is the precision reported back.
     """
 
     def __init__(
@@ -395,16 +456,20 @@ class _EstimateState:
         self.r = r
         self.k = k
         self.scale = scale
-        self.U = xp.zeros((m, 0), dtype=dtype)
-        self.s = xp.zeros(0, dtype=np.finfo(dtype).dtype)
+        self.dtype = np.dtype(dtype)
+        self.U = xp.zeros((m, 0), dtype=np.float64)
+        self.s = xp.zeros(0, dtype=np.float64)
         self.tot = 0.0
         self.top = 0.0
+        self.dropped = 0.0  # energy truncated away so far (exact updates only)
+        self.err2 = 0.0
         self.count = 0
         self._sketch = sketch
         self._rng = rng
 
     def propose_block(self, B: Any, norm2: float) -> tuple:
         reorth = self.count > 0 and self.count % _REORTH_EVERY == 0
+        B = _f64(B)
         U, s, _ = _svd_update_core(
             self.U,
             self.s,
@@ -416,17 +481,28 @@ class _EstimateState:
             random_state=self._rng,
             reorthogonalize_first=reorth,
         )
-        top = float(_energy(s, self.scale)[: self.r].sum())
+        e = _energy(s, self.scale)
+        top = float(e[: self.r].sum())
         tot = self.tot + norm2
-        return tot - top, (tot, top, U, s)
+        if self._sketch is not None:
+            return tot - top, (tot, top, U, s, self.dropped, tot - top)
+        # Without a sketch, the energy this update dropped is formed explicitly, as the part
+        # of [U_old diag(s_old), B] outside the new basis (projected twice, see _outside2):
+        # the error is then the sum of all energy dropped so far plus the tracked values
+        # beyond r, with no cancellation (||M||^2 - top lost a tail below ~1e-8 relative in
+        # float64). Cost O(m (k + n_t) k), that of the update itself.
+        X = B if self.U.shape[1] == 0 else self.xp.concatenate([self.U * self.s, B], axis=1)
+        dropped = self.dropped + _outside2(X, U, self.scale)
+        err2 = dropped + float(e[self.r :].sum())
+        return err2, (tot, top, U, s, dropped, err2)
 
     def commit(self, proposal: tuple) -> None:
-        self.tot, self.top, self.U, self.s = proposal[1]
+        self.tot, self.top, self.U, self.s, self.dropped, self.err2 = proposal[1]
         self.count += 1
 
     @property
     def error2(self) -> float:
-        return self.tot - self.top
+        return self.err2
 
     def basis(self) -> Any:
         return self.U
@@ -542,23 +618,29 @@ def _narrow_head(col: _Collection, ordered: Sequence[int], r: int) -> list[int]:
 
 
 def _weyl_head(col: _Collection, ordered: list[int], r: int, rng: Any) -> tuple[list[int], float]:
-    """The head behind the Weyl bound and its top-``r`` energy lower bound ``L_1``.
+    """The head behind the Weyl bound and the bound's squared error (times scale**2).
 
-    The largest block, plus the next-largest ones while the head's width stays ``<= r``. When
-    the largest block alone is wider than ``r`` its full norm is *not* a lower bound on
-    ``T_r(M)`` (the reference code's defect): ``T_r`` of that block is used instead, or the
-    best narrow head of the other blocks if that captures more.
+    The largest block, plus the next-largest ones while the head's width stays ``<= r``:
+    the bound is then the energy of the other blocks. When the largest block alone is wider
+    than ``r`` its full norm is *not* a lower bound on ``T_r(M)`` (the reference code's
+    defect): its own rank-``r`` error bound (see :func:`_head_outside`) is added to the other
+    blocks' energy instead, or the best narrow head of the other blocks is taken if that
+    bounds the error better. The sums run over the blocks outside the head (no ``||M||^2 -
+    ||H||^2`` cancellation).
     """
     first = ordered[0]
     if col.widths[first] <= r or col.m <= r:
         head = _narrow_head(col, ordered, r) if col.m > r else list(ordered)
-        return head, float(sum(col.norms2[j] for j in head))
-    low, _ = _top_energy_lower(col.mats[first], r, col.norms2[first], col.scale, rng)
+        taken = set(head)
+        return head, float(sum(col.norms2[j] for j in ordered if j not in taken))
+    own2, _ = _head_outside(col.mats[first], r, col.scale, rng)
+    wide2 = own2 + float(sum(col.norms2[j] for j in ordered[1:]))
     narrow = _narrow_head(col, ordered[1:], r)
-    narrow_low = float(sum(col.norms2[j] for j in narrow))
-    if narrow and narrow_low > low:
-        return narrow, narrow_low
-    return [first], low
+    taken = set(narrow)
+    narrow2 = float(sum(col.norms2[j] for j in ordered if j not in taken))
+    if narrow and narrow2 < wide2:
+        return narrow, narrow2
+    return [first], wide2
 
 
 # --------------------------------------------------------------------------------------------
@@ -753,7 +835,7 @@ def _bounds(
     n = len(col.mats)
     by_norm = _norm_order(col, range(n))
     tot = float(sum(col.norms2))
-    head, low1 = _weyl_head(col, by_norm, r, rng)
+    head, weyl2 = _weyl_head(col, by_norm, r, rng)
     rest = [j for j in (by_norm if order == "norm" else range(n)) if j not in set(head)]
     res_norms2 = np.zeros(n)
     state = _ResidualState(col, r)
@@ -768,7 +850,6 @@ def _bounds(
         _, proposal = state.propose(j)
         res_norms2[j] = proposal[3]
         state.commit((None, proposal))
-    weyl2 = tot - low1
     res2 = min(state.error2, weyl2)  # L_2 >= L_1 in exact arithmetic; round-off aside
     proj = _ProjectionState(col, head, r, rng)
     for j in rest:
@@ -840,9 +921,12 @@ class ConcatErrorEstimator:
     One-sidedness: truncating a positive semidefinite matrix to its top eigenpairs only
     removes positive semidefinite mass, so by induction
     :math:`U \operatorname{diag}(s^2) U^T \preceq M M^T` and :math:`s_i \le \sigma_i(M)`:
-    in exact arithmetic :math:`\hat e` never underestimates the error. Round-off of order
-    :math:`\sqrt{\epsilon}` in the relative error (the difference of two energies) means it
-    is *not* a provable bound; it is exact when ``k`` is at least the rank of ``M``,
+    in exact arithmetic :math:`\hat e` never underestimates the error. The update runs in
+    float64 whatever the blocks' precision, and (without ``sketch``) the squared error is
+    accumulated as the energy the truncations dropped plus the tracked values beyond ``r``,
+    which equals :math:`\|M\|_F^2 - \sum_{i \le r} s_i^2` but keeps the digits of an
+    error far below :math:`\|M\|_F`. It is still *not* a provable bound (the rounding of
+    the updates is not bounded); it is exact when ``k`` is at least the rank of ``M``,
     whatever the blocks (in-span, duplicated or rank-deficient ones included).
 
     Parameters
@@ -926,13 +1010,10 @@ class ConcatErrorEstimator:
                     f"shape {A.shape}"
                 )
             namespace(A, st.U)  # raises on mixed devices
-            dtype = np.result_type(A.dtype, st.U.dtype)
-            A = A.astype(dtype, copy=False)
-            if st.U.dtype != dtype:
-                st.U = st.U.astype(dtype)
-                st.s = st.s.astype(np.finfo(dtype).dtype)
-        if st.scale != 1.0 or not (0.0 < norm2 < _ENERGY_HIGH):
-            norm2 = squared_norm(A, st.scale) if st.scale != 1.0 else norm2
+            # The state runs in float64 anyway; this is the precision reported back.
+            st.dtype = np.result_type(A.dtype, st.dtype)
+        if st.scale != 1.0 or A.dtype != np.float64:
+            norm2 = _norm2(A, st.scale)
         if not math.isfinite(norm2):
             raise ValueError(
                 "A is too large for the running energy; rescale the blocks (the first "
@@ -966,13 +1047,13 @@ class ConcatErrorEstimator:
     def singular_values(self) -> Any:
         """The tracked estimates of the top singular values (never above the true ones)."""
         st = self._state
-        return None if st is None else st.s[: self.rank]
+        return None if st is None else st.s[: self.rank].astype(np.finfo(st.dtype).dtype)
 
     @property
     def basis(self) -> Any:
         """The tracked orthonormal left singular vectors, ``m x min(k, rank of M)``."""
         st = self._state
-        return None if st is None else st.U
+        return None if st is None else st.U.astype(st.dtype)
 
 
 def estimate_concat_error(
@@ -992,7 +1073,7 @@ def estimate_concat_error(
     :class:`ConcatErrorEstimator` (the same estimate, one block at a time) for the formula and
     why it never underestimates in exact arithmetic. It is far tighter than the provable
     bounds of :func:`concat_error_bounds` on similar blocks (exact for ``[A, A]``), but not
-    itself provable (round-off of order :math:`\sqrt{\epsilon}`).
+    itself provable (the rounding of the updates is not bounded).
 
     Parameters
     ----------

@@ -46,11 +46,11 @@ from ._pcp import (
     DENSE_FRACTION,
     MU0_FACTOR,
     MU_BAR_FACTOR,
-    RHO,
     STALL_ITERATIONS,
     SV_START,
     SVD_POWER_ITERATIONS,
     StoppingRule,
+    next_mu,
     next_sv,
 )
 from ._rsvddpd import orthonormal_triplets, sorted_signed
@@ -324,6 +324,7 @@ def _pcp_core(
     history: list[float] = []
     n_iter = 0
     stop = StoppingRule(tol)
+    residual = dual = math.inf
     while n_iter < max_iter:
         n_iter += 1
         t = lam / mu
@@ -347,14 +348,26 @@ def _pcp_core(
         s_kept = (s_all[:svp] - dtype.type(threshold)).astype(dtype, copy=False)
         Vt = xp.ascontiguousarray(Vt_all[:svp])
         sv = next_sv(svp, int(s_all.shape[0]), dense, r_max, rank_cap)
-        # Dual step: Z = D - A - E; W <- (W + Z) mu / mu_next.
-        mu_next = min(RHO * mu, mu_bar)
-        Z = (D - _low_rank(U, s_kept, Vt, D)) - E
-        W, sq = dask.persist((W + Z) * dtype.type(mu / mu_next), _sum_squares(Z))
-        residual = math.sqrt(float(sq.compute())) / d_norm
+        # Dual step: Z = D - A - E; W <- (W + Z) mu / mu_next, mu_next from the previous
+        # iteration's residuals (as in memory, see _pcp.next_mu); the dual residual is the
+        # change of A.
+        mu_next = next_mu(mu, mu_bar, residual, dual)
+        A_new = _low_rank(U, s_kept, Vt, D)
+        Z = (D - A_new) - E
+        W, sq, dsq = dask.persist(
+            (W + Z) * dtype.type(mu / mu_next), _sum_squares(Z), _sum_squares(A_new - A)
+        )
+        sq, dsq = dask.compute(sq, dsq)
+        residual = math.sqrt(float(sq)) / d_norm
+        dual = mu * math.sqrt(float(dsq)) / d_norm
+        if rank_cap is not None and svp >= rank_cap:
+            # A binding rank cap makes the SVT no proximal step of a convex problem: there is
+            # no optimum for the dual residual to certify, so the reference's primal test
+            # alone decides (as before the dual test was added).
+            dual = 0.0
         history.append(residual)
         mu = mu_next
-        if stop(residual, mu, mu_bar):
+        if stop(residual, dual, mu, mu_bar):
             break
     S = E if observed is None else da.where(observed, E, dtype.type(0))
     L = _low_rank(U, s_kept, Vt, D)

@@ -410,3 +410,39 @@ def test_members_forcing_the_rank_up_are_moved_out():
     assert max(k for k in cc.ranks if k is not None) <= 6
     for members in cc.clusters:
         assert len({i % 4 for i in members}) == 1  # one subspace per group
+
+
+@pytest.mark.parametrize("method", ["projection_bound", "estimate", "exact"])
+@pytest.mark.parametrize("layout", ["horizontal", "vertical"])
+@pytest.mark.parametrize("rank", [None, 3])
+def test_members_300_orders_apart_in_one_group(method, layout, rank):
+    """Regression: members were measured at the group's scale (its largest entry).
+
+    A member 1e-300 times smaller than another in its group then had squares that underflow
+    to 0: its relative error was reported 0 and "met" tol, while the stored approximation
+    was 2e-4 to 7e-3 off (tol 2e-4 in the probe that found it; here 1e-2 against 1e-3).
+    """
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((17, 3))
+    mats = []
+    # Large members nearly of rank 3, tiny ones with 1% noise: a rank-3 shared basis meets
+    # tol for the large ones only.
+    for w, c, noise in [
+        (10, 1e150, 1e-6),
+        (11, 1e-150, 1e-2),
+        (9, 1e150, 1e-6),
+        (5, 1e-150, 1e-2),
+    ]:
+        A = B @ rng.standard_normal((3, w)) + noise * rng.standard_normal((17, w))
+        mats.append(A * c)
+    if layout == "vertical":
+        mats = [A.T.copy() for A in mats]
+    before = [A.copy() for A in mats]
+    tol = 1e-3
+    cc = compress_collection(mats, tol=tol, rank=rank, method=method, layout=layout)
+    for i, A in enumerate(mats):
+        s = np.abs(A).max()
+        true = np.linalg.norm((A - cc.reconstruct(i)) / s) / np.linalg.norm(A / s)
+        assert true <= tol
+        assert cc.errors[i] == pytest.approx(true, rel=1e-6, abs=1e-15)
+        np.testing.assert_array_equal(A, before[i])

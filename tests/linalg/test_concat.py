@@ -8,6 +8,7 @@ noise, decaying spectra, nearly collinear, orthogonal blocks, a block of zeros.
 from __future__ import annotations
 
 import copy
+import itertools
 
 import numpy as np
 import pytest
@@ -474,3 +475,51 @@ def test_bad_input_estimator_add(block, exc, match):
         est.add(block)
     np.testing.assert_array_equal(block, saved)
     assert (est.error, est.n_blocks) == (error, n)  # the state is untouched by a refused block
+
+
+# --------------------------------------------------------------------------------------------
+# Regression: tails below the round-off of the energies (adversarial pass)
+# --------------------------------------------------------------------------------------------
+
+
+def _tail_matrix(tail: float, dtype, seed: int = 1) -> np.ndarray:
+    """12 x 10, six unit singular values and two equal to ``tail``: E_6 = sqrt(2) tail."""
+    rng = np.random.default_rng(seed)
+    U = np.linalg.qr(rng.standard_normal((12, 8)))[0]
+    V = np.linalg.qr(rng.standard_normal((10, 8)))[0]
+    return ((U * np.r_[np.ones(6), tail, tail]) @ V.T).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("tail", [1e-3, 1e-5, 1e-7, 1e-9])
+@pytest.mark.parametrize("split", [(10,), (6, 4), (2, 2, 2, 2, 2), (4, 4, 2)])
+def test_bounds_hold_for_tails_below_energy_roundoff(dtype, tail, split):
+    """The bounds were computed as ||M||^2 minus a top energy, in the input's precision.
+
+    That difference cancels: in float64 every bound was 0 for a true relative error of
+    5.8e-10 (a single block wider than the rank), and in float32 the Weyl, residual and
+    projection bounds were 0 for true errors up to 5.8e-6 (and the estimator 0 for 5.8e-4).
+    A bound must never be below the exact error of the data as given.
+    """
+    A = _tail_matrix(tail, dtype)
+    cuts = np.cumsum((0, *split))
+    mats = [A[:, a:b] for a, b in itertools.pairwise(cuts)]
+    before = copies(mats)
+    true = exact_error(mats, 6)
+    b = concat_error_bounds(mats, 6, exact=True, random_state=0)
+    assert b.exact == pytest.approx(true, rel=1e-6, abs=1e-14)
+    for name in ("weyl", "residual", "projection"):
+        assert getattr(b, name) >= true * (1 - 1e-6), name
+    absolute = concat_error_bounds(mats, 6, relative=False, random_state=0)
+    true_abs = exact_error(mats, 6, relative=False)
+    for name in ("weyl", "residual", "projection"):
+        assert getattr(absolute, name) >= true_abs * (1 - 1e-6), name
+    # The estimate is not provable, but its round-off is that of float64 (about 1e-8 in the
+    # relative error) whatever the input precision.
+    assert estimate_concat_error(mats, 6) >= true - 3e-8
+    est = ConcatErrorEstimator(6)
+    for B in mats:
+        est.add(B)
+    assert est.error >= true - 3e-8
+    assert est.basis.dtype == dtype and est.singular_values.dtype == dtype
+    assert_unchanged(before, mats)

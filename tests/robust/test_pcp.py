@@ -61,7 +61,6 @@ def test_exact_recovery_200(small, tol, bound):
     # In line with the reference (about 20 iterations on LCM's problems).
     assert 12 <= res.n_iter <= 30
     assert res.history.shape == (res.n_iter,) and res.history[-1] <= tol
-    assert np.all(res.history[:-1] > tol)
     # The triplets are those of low_rank, and the residual is what history says.
     np.testing.assert_allclose((res.U * res.s) @ res.Vt, res.low_rank, atol=1e-9)
     np.testing.assert_allclose(res.U.T @ res.U, np.eye(10), atol=1e-10)
@@ -200,15 +199,46 @@ def test_missing_entries_nan_and_mask_agree():
 def test_outside_the_regime_is_reported():
     """40% corruptions: PCP's optimum is not the truth; the result must not look like success."""
     L0, S0 = problem(120, 120, 6, 0.40, seed=8)
-    with pytest.warns(UserWarning, match="outside the regime"):
+    # Either the regime warning (a high-rank L) or a ConvergenceWarning (a UserWarning too):
+    # the solver stalls on the way to the high-rank optimum, whose dual residual stays large.
+    with pytest.warns(UserWarning, match="outside the regime|stalled"):
         res = robust_pca(L0 + S0, random_state=0)
-    assert res.rank > 60
+    assert (res.rank > 60 and rel(res.low_rank, L0) > 0.1) or not res.converged
     # Rank 6 with 5% corruptions is inside it: no such warning.
     L0, S0 = problem(120, 120, 6, 0.05, seed=8)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        robust_pca(L0 + S0, random_state=0)
-    assert rel(res.low_rank, L0) > 0.1
+        good = robust_pca(L0 + S0, random_state=0)
+    assert good.converged and rel(good.low_rank, L0) <= 5e-6
+
+
+def _small_problem(m, n, r, rho, seed):
+    rng = np.random.default_rng(seed)
+    L0 = rng.standard_normal((m, r)) @ rng.standard_normal((r, n))
+    S0 = np.where(rng.random((m, n)) < rho, rng.uniform(-10, 10, (m, n)), 0.0)
+    return L0, S0
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("missing", [False, True])
+def test_no_false_convergence_at_a_frozen_feasible_point(seed, dtype, missing):
+    """Regression: the reference's primal-only test accepted frozen, non-optimal iterates.
+
+    On these 60 x 40, rank-3, 5% problems the convex PCP problem recovers L0 (checked with
+    cvxpy/Clarabel: 7.7e-9 for a seed of this family), but mu grew faster than the
+    multiplier converged and the iterates froze at a feasible point: "converged" with L
+    3.3e-2 (seed 1) and 3.6e-3 (seed 3) away from L0. The dual residual exposes it.
+    """
+    L0, S0 = _small_problem(60, 40, 3, 0.05, seed)
+    M = (L0 + S0).astype(dtype)
+    if missing:
+        M[np.random.default_rng(seed + 100).random(M.shape) < 0.1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = robust_pca(M, random_state=0)
+    assert res.converged and res.rank == 3
+    assert rel(res.low_rank.astype(np.float64), L0) <= (1e-6 if dtype == np.float64 else 2e-5)
 
 
 def test_non_convergence_warns_and_says_so(medium):
@@ -284,6 +314,25 @@ def test_float32_extreme_scale():
     res = robust_pca(M, random_state=0)
     assert res.converged and res.low_rank.dtype == np.float32
     assert rel(res.low_rank.astype(np.float64) / float(c), L0) <= 1e-4
+
+
+@pytest.mark.parametrize("c", [1e-40, 1e-43])
+def test_float32_subnormal_input(c):
+    """Regression: the power-of-two scale (2**133 and more) overflowed float32, and the run
+    died in the first SVD (OverflowError: cannot convert float infinity to integer)."""
+    L0, S0 = problem(60, 50, 3, 0.05, seed=12)
+    M = ((L0 + S0) * c).astype(np.float32)  # subnormal: about 4 (1e-40) or 1 digit left
+    before = M.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the digits are gone
+        res = robust_pca(M, random_state=0)
+    np.testing.assert_array_equal(M, before)
+    assert res.low_rank.dtype == np.float32 and np.isfinite(res.low_rank).all()
+    # The parts are at M's scale and sum to M (to the precision M has).
+    scale = np.abs(M).max()
+    assert np.abs(res.low_rank + res.sparse - M).max() <= 1e-2 * scale
+    if c == 1e-40:
+        assert rel(res.low_rank.astype(np.float64) / c, L0) <= 1e-3
 
 
 def test_transpose_gives_transposes(medium):
