@@ -404,6 +404,33 @@ def test_lowrank_sparse_never_worse_than_svd_and_error_is_true(backend, rng):
         assert len(set(to_numpy(f.columns))) == n_columns
 
 
+@pytest.mark.parametrize(("n_entries", "n_columns"), [(20, 15), (200, 15), (8, 15), (1, 16)])
+def test_lowrank_sparse_entries_never_inside_the_dense_columns(backend, n_entries, n_columns):
+    # More entries than lie outside the dense columns picked entries inside them, which the
+    # columns already held: reported error 0, true error 0.29 (8 x 16, rank 1, 15 columns).
+    W = np.random.default_rng(0).standard_normal((8, 16))
+    f = fz._lowrank_sparse_core(backend.asarray(W), 1, n_entries=n_entries, n_columns=n_columns)
+    Wk = to_numpy(f.U) @ to_numpy(f.V) + _csr_dense(f, 8, 16)
+    true = np.linalg.norm(W - Wk) / np.linalg.norm(W)
+    assert f.error == pytest.approx(true, rel=1e-8, abs=1e-14)
+    cols = set(to_numpy(f.columns).tolist())
+    assert not cols & set(to_numpy(f.indices).tolist())
+    assert len(to_numpy(f.values)) <= 8 * (16 - len(cols))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e150])
+def test_full_rank_error_has_no_rounding_floor(scale):
+    # ||M||^2 minus the kept energy left a rounding rest of a few eps, which sqrt turned into
+    # a floor of ~1e-8 under every error (35 of 200 seeds at full rank).
+    worst = 0.0
+    for seed in range(40):
+        W = np.random.default_rng(seed).uniform(-0.2, 0.2, (16, 24)) * scale
+        worst = max(worst, fz._low_rank_core(W, 16).error)
+        k = fz._low_rank_core(W, tol=1e-12).U.shape[1]
+        assert k == 16
+    assert worst < 1e-13
+
+
 def test_lowrank_sparse_beats_svd_at_equal_parameters_on_outliers(rng):
     m, n = 64, 48
     W = rng.standard_normal((m, 8)) @ rng.standard_normal((8, n)) * 0.3
