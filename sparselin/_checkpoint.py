@@ -46,7 +46,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -426,7 +425,7 @@ def atomic_write_safetensors(
             raise TypeError(f"tensor {name!r}: expected a str name and a RawTensor")
     head = _header_bytes(tensors, metadata)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(len(head).to_bytes(8, "little"))
@@ -453,6 +452,22 @@ def atomic_write_safetensors(
         pass
     finally:
         os.close(dfd)
+
+
+def _create_temporary(directory: str, base: str) -> tuple[int, str]:
+    """A new hidden file ``.BASE.XXXX.tmp`` in ``directory``, open for writing.
+
+    Created with mode 0o666 less the umask, as ``open(path, "wb")`` would: ``tempfile.mkstemp``
+    makes it 0o600, and after the rename the checkpoint was unreadable to group and others.
+    """
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{os.urandom(6).hex()}.tmp")
+        try:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file next to {base} in {directory}")
 
 
 # --------------------------------------------------------------------------- compressed files

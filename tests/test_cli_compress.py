@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -877,3 +878,137 @@ def test_device_cuda_matches_cpu(model_file, tmp_path, capsys):
     assert errs["cpu_ranks"] == errs["cuda_ranks"]
     for name, e in errs["cpu"].items():
         assert errs["cuda"][name] == pytest.approx(e, rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_output_file_has_the_permissions_of_a_normally_written_file(
+    model_file, tmp_path, capsys, umask
+):
+    # The temporary file came from tempfile.mkstemp (mode 0o600) and the rename kept that
+    # mode: a compressed checkpoint was unreadable to everyone but its owner.
+    src, _ = model_file
+    out = tmp_path / "out.safetensors"
+    old = os.umask(umask)
+    try:
+        code, _, _ = _run(["compress", str(src), "-o", str(out), "--tol", "0.1"], capsys)
+        plain = tmp_path / "plain"
+        plain.write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert code == 0
+    assert stat.S_IMODE(out.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode) == 0o666 & ~umask
+    assert sorted(os.listdir(tmp_path)) == ["model.safetensors", "out.safetensors", "plain"]
+
+
+def _conv1d_net(torch, nx, nf, gen, rank=3, shared="input"):
+    """Three Conv1D layers reading one input, of rank ``rank`` (weights (nx, nf)), sharing the
+    input side (``(nx, rank)`` factor) or the stored matrices' column side (``(rank, nf)``)."""
+
+    class Net(torch.nn.Module):
+        def forward(self, x):
+            return self.a(x) + self.b(x) + self.c(x)
+
+    net = Net()
+    left = torch.randn(nx, rank, generator=gen)
+    right = torch.randn(rank, nf, generator=gen)
+    for name in ("a", "b", "c"):
+        layer = _Conv1D.make(nx, nf)
+        with torch.no_grad():
+            if shared == "input":
+                layer.weight.copy_(left @ torch.randn(rank, nf, generator=gen))
+            else:
+                layer.weight.copy_(torch.randn(nx, rank, generator=gen) @ right)
+            layer.bias.normal_(generator=gen)
+        setattr(net, name, layer)
+    return net
+
+
+def _conv1d_out(net, x):
+    return net.a(x) + net.b(x) + net.c(x)
+
+
+@pytest.mark.parametrize("shape", [(24, 24), (20, 28)])
+@pytest.mark.parametrize("how", ["compress_model", "svd", "kronecker", "shared"])
+def test_layers_that_replace_a_conv1d_round_trip(tmp_path, shape, how):
+    # save_compressed wrote a compressed Conv1D as a Linear ((out, in) factors) while the file
+    # format and load_compressed hold a Conv1D's factors as (in, out): a square Conv1D came
+    # back transposed with no error, a non-square one was refused.
+    torch = pytest.importorskip("torch")
+    from sparselin.torch import compress_linear, compress_model, compress_shared
+    from sparselin.torch._checkpoint import load_compressed, save_compressed
+
+    nx, nf = shape
+    gen = torch.Generator().manual_seed(11)
+    net = _conv1d_net(torch, nx, nf, gen)
+    fresh = _conv1d_net(torch, nx, nf, torch.Generator().manual_seed(11))
+    x = torch.randn(7, nx, generator=gen)
+    with torch.no_grad():
+        y_dense = _conv1d_out(net, x)
+    if how == "compress_model":
+        compress_model(
+            net,
+            target=0.6,
+            method="whitened",
+            calibration=x.repeat(20, 1),
+            share_bases=True,
+            progress=False,
+        )
+    elif how == "shared":
+        net.a, net.b, net.c = compress_shared([net.a, net.b, net.c], rank=3)
+    else:
+        for name in ("a", "b", "c"):
+            kw = {"rank": 3} if how == "svd" else {"rank": 3, "shape_a": (4, 4)}
+            setattr(net, name, compress_linear(getattr(net, name), method=how, **kw))
+    out = tmp_path / "c.safetensors"
+    save_compressed(net, out)
+    load_compressed(fresh, out)
+    with torch.no_grad():
+        y_net = _conv1d_out(net, x)
+        y_fresh = _conv1d_out(fresh, x)
+    torch.testing.assert_close(y_fresh, y_net, rtol=1e-5, atol=1e-4)
+    if how in ("compress_model", "svd", "shared"):  # exactly rank 3: nothing lost
+        torch.testing.assert_close(y_net, y_dense, rtol=1e-4, atol=1e-3)
+
+
+def test_cli_shared_bases_of_conv1d_layers_load_untransposed(tmp_path, capsys):
+    # The command line shares the basis of a Conv1D's stored (in, out) matrices on their
+    # column (output) side; load_compressed built SharedBasisLinear layers from them, which
+    # share an input basis: a square Conv1D ran the transposed weight.
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    from sparselin.torch._checkpoint import load_compressed
+
+    gen = torch.Generator().manual_seed(12)
+    net = _conv1d_net(torch, 32, 32, gen, shared="columns")
+    src, out = tmp_path / "m.safetensors", tmp_path / "s.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(src))
+    code, text, _ = _run(
+        ["compress", str(src), "-o", str(out), "--method", "shared", "--tol", "0.01"], capsys
+    )
+    assert code == 0 and "shared basis" in text
+    fresh = _conv1d_net(torch, 32, 32, torch.Generator().manual_seed(12), shared="columns")
+    load_compressed(fresh, out)
+    x = torch.randn(5, 32, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            _conv1d_out(fresh, x), _conv1d_out(net, x), rtol=1e-4, atol=1e-3
+        )
+
+
+def test_load_compressed_replaces_an_aliased_layer_everywhere(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from sparselin.torch import LowRankLinear
+    from sparselin.torch._checkpoint import load_compressed
+
+    torch.manual_seed(13)
+    model = torch.nn.Sequential(torch.nn.Linear(30, 30), torch.nn.ReLU())
+    model.alias = model[0]  # the same layer under a second name
+    src, out = tmp_path / "m.safetensors", tmp_path / "c.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"0.weight": model[0].weight.detach(), "0.bias": model[0].bias.detach()}, str(src))
+    assert _run(["compress", str(src), "-o", str(out), "--target", "0.5"], capsys)[0] == 0
+    load_compressed(model, out)
+    assert isinstance(model[0], LowRankLinear) and model.alias is model[0]

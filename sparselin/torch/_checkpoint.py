@@ -17,7 +17,15 @@ from .._checkpoint import (
     build_metadata,
     read_compressed,
 )
-from ._layers import KroneckerLinear, LowRankLinear, LowRankSparseLinear, SharedBasisLinear
+from ._layers import (
+    KroneckerLinear,
+    LowRankLinear,
+    LowRankSparseLinear,
+    SharedBasisLinear,
+    mark_conv1d_source,
+    replaces_conv1d,
+    swap_module,
+)
 
 __all__ = ["collect_compressed", "load_compressed", "save_compressed"]
 
@@ -66,8 +74,8 @@ def _tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 
 def _set(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent, _, child = name.rpartition(".")
-    setattr(model.get_submodule(parent) if parent else model, child, new)
+    if _is_conv1d(swap_module(model, name, new)):
+        mark_conv1d_source(new)
 
 
 def load_compressed(
@@ -217,6 +225,27 @@ def _load_group(
         return {}
     like = targets[members[0]][1].weight
     basis = _tensor(ckpt.factors(members[0])["basis"], like)
+    if any(_is_conv1d(targets[m][1]) for m in members):
+        # A Conv1D's stored weight (in, out) = coef basis shares its *output* side, which a
+        # SharedBasisLinear (a shared input basis) cannot hold; it was loaded as one anyway,
+        # i.e. transposed. Each member becomes a LowRankLinear of its own (same function,
+        # the basis held once per member).
+        out = {}
+        for m in members:
+            mod_name, module = targets[m]
+            mod_like = module.weight
+            coef = _tensor(ckpt.factors(m)["coef"], mod_like)
+            b = getattr(module, "bias", None)
+            b = b.detach() if isinstance(b, torch.Tensor) else None
+            B = basis.to(mod_like.dtype)
+            if _is_conv1d(module):  # as a Linear, weight W^T = basis^T coef^T
+                layer = LowRankLinear.from_factors(B.T.contiguous(), coef.T.contiguous(), b)
+            else:
+                layer = LowRankLinear.from_factors(coef, B, b)
+            layer.train(module.training)
+            _set(model, mod_name, layer)
+            out[mod_name] = layer
+        return out
     coefs, biases = [], []
     for m in members:
         coefs.append(_tensor(ckpt.factors(m)["coef"], like))
@@ -283,7 +312,27 @@ def collect_compressed(
     owned: set[str] = set()
     for mod_name, module in root.named_modules():
         name = f"{mod_name}.weight"
-        if isinstance(module, LowRankLinear):
+        conv1d = replaces_conv1d(module)
+        if conv1d and not isinstance(module, (LowRankLinear, SharedBasisLinear, KroneckerLinear)):
+            raise ValueError(
+                f"module {mod_name!r} ({type(module).__name__}) replaces a Conv1D layer; only "
+                "svd (LowRankLinear, SharedBasisLinear) and kronecker factors can be stored "
+                "for a Conv1D"
+            )
+        if conv1d and isinstance(module, LowRankLinear):
+            # Written in the Conv1D's own layout, (in, out) = V^T U^T, as the original
+            # checkpoint held the weight; load_compressed transposes back. Stored as a Linear
+            # the factors were loaded transposed into a square Conv1D without any error.
+            roles = {"U": module.V.T, "V": module.U.T}
+            method = "svd"
+        elif conv1d and isinstance(module, SharedBasisLinear):
+            # (in, out) = basis^T coef^T shares the output side: no "shared" entry can hold it.
+            roles = {"U": module.basis.basis.T, "V": module.coefficients.T}
+            method = "svd"
+        elif conv1d and isinstance(module, KroneckerLinear):
+            roles = {"A": module.A.transpose(1, 2), "B": module.B.transpose(1, 2)}
+            method = "kronecker"
+        elif isinstance(module, LowRankLinear):
             roles = {"U": module.U, "V": module.V}
             method = "svd"
         elif isinstance(module, LowRankSparseLinear):
@@ -332,6 +381,8 @@ def collect_compressed(
             continue
         owned.add(mod_name)
         m, n = module.out_features, module.in_features
+        if conv1d:
+            m, n = n, m
         dtype = _DTYPE_NAMES[next(iter(roles.values())).dtype]
         keys = {role: f"{name}::{role}" for role in roles}
         for role, t in roles.items():
@@ -348,6 +399,8 @@ def collect_compressed(
             group = g.name
         with torch.no_grad():
             W = module.dense_weight().double().cpu().numpy()
+        if conv1d:
+            W = W.T
         err = _error(reference[name], W) if reference is not None and name in reference else None
         records.append(
             LayerRecord(name, method, (m, n), dtype, module.rank, m * n, params, err, keys, group)

@@ -52,6 +52,41 @@ def _as_param(t: Tensor) -> nn.Parameter:
     return nn.Parameter(t.detach().clone())
 
 
+# Set on a layer that replaced a GPT-2 style Conv1D (weight stored (in, out)): the compressed
+# file then stores its factors in that layout, as the original checkpoint held the weight.
+CONV1D_SOURCE = "_sparselin_conv1d_source"
+
+
+def mark_conv1d_source(layer: nn.Module) -> nn.Module:
+    """Record on ``layer`` that it replaces a Conv1D; returns ``layer``."""
+    setattr(layer, CONV1D_SOURCE, True)
+    return layer
+
+
+def swap_module(model: nn.Module, name: str, new: nn.Module) -> nn.Module:
+    """Put ``new`` wherever the submodule ``name`` of ``model`` is registered; return the old one.
+
+    Every registration, not only ``name``: ``named_modules()`` lists a module held under two
+    names (an alias) once, and replacing that name alone left the dense layer running under
+    the other. ``new`` takes the old module's training mode.
+    """
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, child)
+    new.train(old.training)
+    for _, holder in model.named_modules(remove_duplicate=False):
+        # _modules, not named_children(): the latter yields each module once, under one name.
+        for key, sub in list(holder._modules.items()):
+            if sub is old:
+                setattr(holder, key, new)
+    return old
+
+
+def replaces_conv1d(layer: nn.Module) -> bool:
+    """Whether ``layer`` was made from (and replaces) a Conv1D layer."""
+    return bool(getattr(layer, CONV1D_SOURCE, False))
+
+
 class LowRankLinear(nn.Module):
     """``y = (x V^T) U^T + b``: a linear layer whose weight is the rank-``rank`` product ``U V``.
 

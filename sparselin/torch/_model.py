@@ -43,6 +43,7 @@ from ._calibration import (
     LayerStatistics,
     calibration_sentences,
     collect_statistics,
+    is_conv1d,
     is_sentence_transformer,
     model_output,
     run_model,
@@ -50,7 +51,7 @@ from ._calibration import (
     text_batches,
     weight_matrix,
 )
-from ._layers import LowRankLinear, SharedBasisLinear
+from ._layers import LowRankLinear, SharedBasisLinear, mark_conv1d_source, swap_module
 
 __all__ = ["CompressionReport", "LayerReport", "compress_model"]
 
@@ -66,8 +67,9 @@ class LayerReport:
 
     ``kind`` is ``"lowrank"``, ``"shared"`` (input basis shared with the layers in ``group``;
     the basis parameters are charged to the first layer of the group), ``"dense"`` (kept as is)
-    or ``"skipped"`` (never reached by the calibration data; kept as is and outside the
-    budget). ``params_before``/``params_after`` count weight parameters (biases are unchanged
+    or ``"skipped"`` (never reached by the calibration data, off the output path, or with a
+    weight tied to another module; kept as is and outside the budget).
+    ``params_before``/``params_after`` count weight parameters (biases are unchanged
     and reported once in the totals). ``error`` is the relative output error on the
     calibration inputs, ``||(W - W') C^(1/2)|| / ||W E[x x^T]^(1/2)||`` (the bias absorbs the
     mean), or the relative Frobenius error without calibration.
@@ -246,7 +248,11 @@ def _spectrum(
     """
     r = metric.Z.shape[1]
     if r == 0:
-        return _Spectrum(tuple(members), np.zeros(0), np.zeros((0, 0)), metric, list(weights))
+        # The inputs never vary (e.g. a layer fed by a zeroed one: only its bias reaches it),
+        # so every W' has zero loss in this metric and the bias refit carries W mu. One zero
+        # component keeps the smallest factored rank at 1 (a rank-0 layer does not exist;
+        # the allocator used to pick rank 0 and building the layer raised).
+        return _Spectrum(tuple(members), np.zeros(1), np.zeros((0, 1)), metric, list(weights))
     _, s, Qt, _ = _stacked_spectrum(
         list(weights),
         in_root=metric.Z,
@@ -501,6 +507,17 @@ def compress_model(
         chosen = select_layers(model, layers)
         if not chosen:
             raise ValueError("layers selected no nn.Linear or Conv1D layer of the model")
+        if "" in chosen:  # was AttributeError "'Linear' object has no attribute ''"
+            raise ValueError(
+                "model is itself a linear layer, which cannot be replaced in place; use "
+                "compress_linear(model, ...), which returns its replacement"
+            )
+        for name, module in chosen.items():
+            # Checked before calibration: a NaN weight otherwise surfaced as LAPACK's "SVD did
+            # not converge" (LinAlgError) after the whole calibration pass.
+            for part, t in (("weight", weight_matrix(module)), ("bias", _bias_of(module))):
+                if t is not None and not bool(torch.isfinite(t.detach()).all()):
+                    raise ValueError(f"layer {name!r}: {part} contains NaN or infinity")
         if calibration is None and is_sentence_transformer(model) and max_calibration is not None:
             sentences = calibration_sentences()
             step = max(1, len(sentences) // max_calibration)
@@ -542,7 +559,21 @@ def compress_model(
             skipped += off_path
             if off_path:
                 notes.append(f"output not on the model's output path, kept: {', '.join(off_path)}")
+        # A tied weight (e.g. a decoder tied to the embedding) lives on in its other owner:
+        # factoring this copy would add parameters while the report counted it as saved,
+        # and would untie the pair. Such layers are kept dense, outside the budget.
+        tied = [n for n in _tied_layers(model, chosen) if n in active]
+        for n in tied:
+            del active[n]
+        skipped += tied
+        if tied:
+            notes.append(f"weight tied to another module, kept: {', '.join(tied)}")
         if not active:
+            if tied:
+                raise ValueError(
+                    "every selected layer that the calibration reached has a tied weight "
+                    f"(shared with another module): {', '.join(tied)}"
+                )
             raise ValueError("the calibration data reached none of the selected layers")
 
         weights = {
@@ -693,7 +724,7 @@ def compress_model(
                         k,
                         W.size,
                         k * sum(W.shape),
-                        _relative_error(W, Wc, metric),
+                        _relative_error(W, _stored(layer), metric),
                         predicted_loss=float(block.losses[k]),
                     )
                 else:
@@ -703,7 +734,7 @@ def compress_model(
                         [None if b is None else _tensor(b, like) for _, _, b, _ in new_modules],
                     )
                     n_in = basis.shape[1]
-                    for i, ((m, _, _, Wc), layer) in enumerate(zip(new_modules, new, strict=True)):
+                    for i, ((m, _, _, _), layer) in enumerate(zip(new_modules, new, strict=True)):
                         _swap(model, m, layer)
                         W = weights[m]
                         reports[m] = LayerReport(
@@ -713,7 +744,7 @@ def compress_model(
                             k,
                             W.size,
                             W.shape[0] * k + (k * n_in if i == 0 else 0),
-                            _relative_error(W, Wc, metric),
+                            _relative_error(W, _stored(layer), metric),
                             group=members,
                             predicted_loss=float(block.losses[k]) if i == 0 else 0.0,
                         )
@@ -757,11 +788,24 @@ def _tensor(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 
 def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    old = getattr(parent, child)
-    new.train(old.training)
-    setattr(parent, child, new)
+    old = swap_module(model, name, new)
+    if is_conv1d(old):
+        mark_conv1d_source(new)
+
+
+def _stored(layer: nn.Module) -> np.ndarray:
+    """The weight a built layer applies, in float64: its factors rounded to the layer's dtype
+    (a bfloat16 layer's error from the unrounded factors read 0.0098 for a true 0.0102)."""
+    return layer.dense_weight().detach().to("cpu", torch.float64).numpy()
+
+
+def _tied_layers(model: nn.Module, chosen: Mapping[str, nn.Module]) -> list[str]:
+    """The chosen layers whose weight is also a parameter of another module (tied weights)."""
+    owners: dict[int, set[int]] = {}
+    for _, module in model.named_modules(remove_duplicate=False):
+        for _, p in module.named_parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(id(module))
+    return [n for n, m in chosen.items() if len(owners.get(id(m.weight), ())) > 1]
 
 
 def _tolerance_allocation(units: list[Unit], tol: float) -> tuple[list[int], list[list[int]]]:

@@ -160,10 +160,14 @@ def sparse_wht(
     method : {"spright", "sparsefht"}, default="spright"
         The algorithm (see above). ``"sparsefht"`` assumes exact samples.
     noise : float or "auto", default="auto"
-        Standard deviation of the additive noise in each sample (0 for exact samples).
-        ``"auto"`` estimates it from the bins that the design expects to be empty (a
-        fraction ``exp(-K/B)`` of them); ``"sparsefht"`` takes only 0 or ``"auto"``, the
-        latter meaning round-off only.
+        Standard deviation of the additive noise in each sample (0 for exact samples); for
+        complex samples ``sqrt(E|w|**2)``, i.e. ``sqrt(2)`` times the standard deviation of
+        the real and of the imaginary part (``noise_std`` is reported the same way).
+        ``"auto"`` first decodes as if the samples were exact, and keeps that result when
+        it resolves every bin or finds coefficients that fit to round-off (which noise
+        cannot); otherwise it estimates the noise from the bins that the design expects to
+        be empty (a fraction ``exp(-K/B)`` of them). ``"sparsefht"`` takes only 0 or
+        ``"auto"``, the latter meaning round-off only.
     random_state : None, int or numpy.random.Generator
         Seeds the hash matrices and offsets.
     normalize : {None, "ortho", "forward"}, default=None
@@ -293,6 +297,12 @@ def sparse_wht(
     B = 1 << b
     work = np.complex128 if sample_dtype.kind == "c" else np.float64
     u = samples.astype(work, copy=False)[inverse].reshape(positions.shape)
+    # Decode in units where the largest sample is in [0.5, 1): the energy tests square the
+    # bin values, which under- or overflows for samples near 1e-160 or 1e160 (1e-300 gave
+    # an empty "successful" spectrum, 1e300 an OverflowError). A power of two keeps it exact.
+    amax = float(np.max(np.abs(u))) if u.size else 0.0
+    shift = math.frexp(amax)[1] if amax > 0 else 0
+    u = _times_pow2(u, -shift)
     # Bins in the caller's normalisation: fwht(x, normalize)[k] = c * sum_m x[m] (-1)^<k,m>,
     # and the B-point transform of the subsample is (B / N) times the aliased sum.
     c = {None: 1.0, "ortho": N**-0.5, "forward": 1.0 / N}[normalize]
@@ -302,17 +312,32 @@ def sparse_wht(
     scale = float(np.max(np.abs(U))) if U.size else 0.0
     floor = (1e3 * eps * scale) ** 2 + np.finfo(float).tiny
     noise_var_to_bin = (c * N) ** 2 / B  # noise variance per bin value per unit sample variance
+    result = None
     if method == "sparsefht" or sigma == 0.0:
         nu2 = 0.0
     elif sigma is not None:
-        nu2 = sigma**2 * noise_var_to_bin
+        nu2 = math.ldexp(sigma, -shift) ** 2 * noise_var_to_bin
     else:
-        nu2 = _estimate_noise(U, sparsity, B, floor)
-    result = decode(U, design, method=method, nu2=nu2, floor=floor, max_iter=max_iter)
+        # noise="auto": try the exact decode first. The energy-quantile estimate below takes
+        # the bins that the design expects to be empty for noise; when they are not empty
+        # (more nonzeros than `sparsity`, or B = N, where the hash is a bijection and every
+        # bin of a dense-enough spectrum is occupied) it returns the signal's own level, the
+        # thresholds then discard real coefficients and the decode reports success with
+        # them missing. A bin that fits one coefficient to round-off over P >= 2 offsets
+        # cannot come from noise above round-off, so an exact decode that resolves every
+        # bin, or finds any such coefficient, proves the samples exact: its answer (or its
+        # reported failure) stands, and only samples with no exact structure are noisy.
+        exact = decode(U.copy(), design, method=method, nu2=0.0, floor=floor, max_iter=max_iter)
+        if exact.success or (exact.indices.size and design.n_offsets >= 2):
+            result, nu2 = exact, 0.0
+        else:
+            nu2 = _estimate_noise(U, sparsity, B, floor)
+    if result is None:
+        result = decode(U, design, method=method, nu2=nu2, floor=floor, max_iter=max_iter)
     out_dtype = result_dtype(sample_dtype)
     spectrum = SparseSpectrum(
         indices=result.indices.astype(np.uint64),
-        values=result.values.astype(out_dtype),
+        values=_times_pow2(result.values, shift).astype(out_dtype),
         n=n,
         n_samples=int(unique.size),
         time=time.perf_counter() - t0,
@@ -320,7 +345,7 @@ def sparse_wht(
         method=method,
         n_iter=result.n_iter,
         message=result.message,
-        noise_std=math.sqrt(nu2 / noise_var_to_bin),
+        noise_std=math.ldexp(math.sqrt(nu2 / noise_var_to_bin), shift),
     )
     if not spectrum.success:
         if on_failure == "raise":
@@ -375,6 +400,12 @@ def _sampler(signal: Any, n: int) -> Callable[[np.ndarray], tuple[np.ndarray, np
         return got, result_dtype(signal.dtype)
 
     return take
+
+
+def _times_pow2(a: np.ndarray, e: int) -> np.ndarray:
+    """``a * 2**e``, exact, for ``e`` beyond a float's range (two steps: ldexp has no complex)."""
+    half = e // 2
+    return a * (2.0**half) * (2.0 ** (e - half)) if e else a
 
 
 def _check_finite(a: np.ndarray, name: str) -> None:

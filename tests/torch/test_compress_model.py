@@ -547,3 +547,150 @@ def test_minilm_budget_and_fidelity() -> None:
     cos = torch.nn.functional.cosine_similarity(emb, ref)
     # Measured 2026-12-06 with these settings: see the report; floor well below it.
     assert float(cos.mean()) > 0.93, float(cos.mean())
+
+
+def _mlp(gen: torch.Generator) -> torch.nn.Sequential:
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    return torch.nn.Sequential(
+        torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8), torch.nn.Linear(8, 8)
+    )
+
+
+@pytest.mark.parametrize("method", ["whitened", "fisher", "svd"])
+@pytest.mark.parametrize("share_bases", [True, False])
+def test_layer_fed_constant_inputs_by_a_zero_layer(method: str, share_bases: bool) -> None:
+    # Layer 0 all zero: layer 2 sees relu(b0), a constant, so its centred input metric is
+    # empty. The allocator picked rank 0 there and building the layer raised "rank must be
+    # >= 1"; now it gets a zero rank-1 factor and the bias refit carries W mu exactly.
+    gen = torch.Generator().manual_seed(3)
+    net = _mlp(gen)
+    with torch.no_grad():
+        net[0].weight.zero_()
+    ref = [p.detach().clone() for p in net.parameters()]
+    x = torch.randn(128, 32, generator=gen)
+    dense_net = torch.nn.Sequential(*[m for m in net])  # same modules, for the reference
+    with torch.no_grad():
+        y_ref = dense_net(x).clone()
+    report = compress_model(
+        net,
+        target=0.5,
+        method=method,
+        calibration=[x[:64], x[64:]],
+        share_bases=share_bases,
+        progress=False,
+    )
+    assert report.params_after <= report.budget
+    with torch.no_grad():
+        err = float((net(x) - y_ref).abs().max() / y_ref.abs().max())
+    assert err < 1e-5, err
+    # the replaced modules were not modified in place
+    assert all(torch.equal(a, b) for a, b in zip(ref, dense_net.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("where", ["weight", "bias"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_named_before_any_work(where: str, bad: float) -> None:
+    # A NaN weight used to reach LAPACK and come back as LinAlgError "SVD did not converge".
+    net = _mlp(torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        getattr(net[2], where).view(-1)[1] = bad
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(ValueError, match=rf"layer '2': {where} contains NaN or infinity"):
+        compress_model(net, target=0.5, method="svd", progress=False)
+    after = list(net.parameters())
+    assert all(
+        torch.equal(a, b) or (torch.isnan(a) == torch.isnan(b)).all()
+        for a, b in zip(before, after, strict=True)
+    )
+    assert isinstance(net[2], torch.nn.Linear)
+
+
+class _Aliased(torch.nn.Module):
+    """One Linear registered under two names (``proj`` and ``alias``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(24, 48)
+        self.proj = torch.nn.Linear(48, 48)
+        self.alias = self.proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.alias(torch.relu(self.proj(torch.relu(self.inp(x)))))
+
+
+class _Tied(torch.nn.Module):
+    """Two Linear layers sharing one weight Parameter (as a decoder tied to an encoder)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Linear(24, 48)
+        self.a = torch.nn.Linear(48, 48)
+        self.b = torch.nn.Linear(48, 48)
+        self.b.weight = self.a.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(torch.relu(self.inp(x)))))
+
+
+@pytest.mark.parametrize("method", ["svd", "whitened"])
+def test_aliased_layer_is_replaced_under_every_name(method: str) -> None:
+    # named_modules() reports an aliased layer once; only that name was swapped, so the
+    # forward through the other name kept running the dense layer.
+    torch.manual_seed(5)
+    net = _Aliased()
+    x = torch.randn(64, 24)
+    report = compress_model(
+        net, target=0.5, method=method, calibration=x if method != "svd" else None, progress=False
+    )
+    assert net.alias is net.proj
+    assert [r.name for r in report.layers] == ["inp", "proj"]
+    assert report.params_after <= report.budget
+
+
+@pytest.mark.parametrize("method", ["svd", "whitened"])
+def test_tied_weights_are_kept_and_left_out_of_the_budget(method: str) -> None:
+    # Factoring one owner of a tied weight leaves the weight alive in the other: the report
+    # counted its parameters as saved, and the pair was silently untied.
+    torch.manual_seed(6)
+    net = _Tied()
+    x = torch.randn(64, 24)
+    kw = {"calibration": x} if method != "svd" else {}
+    report = compress_model(net, target=0.5, method=method, progress=False, **kw)
+    kinds = {r.name: r.kind for r in report.layers}
+    assert kinds["a"] == kinds["b"] == "skipped"
+    assert kinds["inp"] in ("lowrank", "dense")
+    assert net.b.weight is net.a.weight and isinstance(net.a, torch.nn.Linear)
+    assert report.params_before == 24 * 48
+    assert any("tied" in note for note in report.notes)
+    with pytest.raises(ValueError, match="tied weight"):
+        compress_model(_Tied(), target=0.5, method="svd", layers="^[ab]$", progress=False)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32])
+@pytest.mark.parametrize("mode", [{"tol": 0.01}, {"target": 0.5}])
+def test_reported_errors_are_those_of_the_stored_layers(dtype, mode) -> None:
+    # The report's error came from the float64 factors before they were rounded to the
+    # layer's dtype (bfloat16: 0.0098 reported for a true 0.0102 at tol=0.01).
+    gen = torch.Generator().manual_seed(8)
+    net = torch.nn.Sequential(torch.nn.Linear(96, 64), torch.nn.Linear(64, 48))
+    with torch.no_grad():
+        for layer in net:
+            m, n = layer.weight.shape
+            layer.weight.copy_(_lowrank_weight(m, n, min(m, n), gen, noise=0.0))
+    net = net.to(dtype)
+    weights = [layer.weight.detach().double().clone() for layer in net]
+    report = compress_model(net, method="svd", progress=False, **mode)
+    for W, layer, r in zip(weights, net, report.layers, strict=True):
+        if r.kind == "dense":
+            continue
+        true = float((W - layer.dense_weight().detach().double()).norm() / W.norm())
+        assert r.error == pytest.approx(true, rel=1e-9), (r.name, r.error, true)
+
+
+def test_a_model_that_is_itself_a_linear_layer_is_refused_clearly() -> None:
+    # Was AttributeError "'Linear' object has no attribute ''" from the in-place swap.
+    layer = torch.nn.Linear(16, 8)
+    before = layer.weight.detach().clone()
+    with pytest.raises(ValueError, match="use compress_linear"):
+        compress_model(layer, target=0.5, method="svd", progress=False)
+    assert torch.equal(layer.weight, before)

@@ -442,3 +442,84 @@ def test_callable_input_is_not_modified():
     spec = sparse_wht(f, 10, sparsity=2, noise=0.0, random_state=0)
     assert spec.success and spec.indices.tolist() == [0]
     assert np.allclose(spec.values, [1024.0])
+
+
+@pytest.mark.parametrize(
+    ("n", "K", "K_true", "dtype"),
+    [
+        (5, 30, 30, np.float64),  # B = N: the hash is a bijection and nearly every bin is full
+        (4, 13, 13, np.float32),
+        (3, 6, 6, np.complex128),
+        (6, 28, 64, np.float64),  # more nonzeros than `sparsity`, every bin occupied
+        (10, 20, 100, np.float32),
+        (8, 31, 124, np.float64),
+    ],
+)
+def test_auto_noise_on_exact_dense_spectra_is_exact_or_reports_failure(n, K, K_true, dtype, rng):
+    # noise="auto" used to estimate the noise from bins the design expects to be empty; here
+    # they hold coefficients, so the estimate was the signal's level, the thresholds threw
+    # the coefficients away and the result said success with few or none of them found.
+    N = 1 << n
+    for seed in range(4):
+        X = np.zeros(N, dtype=dtype)
+        support = rng.choice(N, K_true, replace=False)
+        X[support] = rng.standard_normal(K_true)
+        if np.dtype(dtype).kind == "c":
+            X[support] += 1j * rng.standard_normal(K_true)
+        x = fwht(X, normalize="forward").astype(dtype)
+        ref = fwht(x.astype(np.complex128 if X.dtype.kind == "c" else np.float64))
+        spec = quiet(signal=x, n=n, sparsity=K, random_state=seed)
+        tol = (1e-4 if X.real.dtype == np.float32 else 1e-10) * np.abs(ref).max()
+        if spec.success:
+            np.testing.assert_allclose(spec.to_dense(), ref, rtol=0, atol=tol)
+            assert spec.noise_std == 0.0
+        else:
+            assert "bins still hold energy" in spec.message
+        # the exact path must agree with noise=0 given explicitly
+        given = quiet(signal=x, n=n, sparsity=K, noise=0.0, random_state=seed)
+        assert given.success == spec.success
+        np.testing.assert_array_equal(given.indices, spec.indices)
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-150, 1e150, 1e300])
+@pytest.mark.parametrize(
+    ("method", "noise"), [("sparsefht", "auto"), ("spright", "auto"), ("spright", 0.0)]
+)
+def test_extreme_scales_give_the_scaled_spectrum(scale, method, noise, rng):
+    # The energy tests square bin values: at 1e-300 they underflowed to zero (an empty
+    # spectrum reported as success), at 1e300 the round-off floor raised OverflowError.
+    n, K = 12, 6
+    k, v = planted(n, K, rng)
+    x = black_box(k, v)(np.arange(1 << n)) * scale
+    before = x.copy()
+    spec = sparse_wht(
+        x, n, sparsity=K, method=method, noise=noise, normalize="forward", random_state=1
+    )
+    np.testing.assert_array_equal(x, before)
+    assert spec.success
+    np.testing.assert_array_equal(spec.indices, k)
+    np.testing.assert_allclose(spec.values / scale, v, rtol=1e-9)
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1.0, 1e200])
+@pytest.mark.parametrize("noise_mode", ["known", "auto"])
+def test_noisy_decode_is_scale_invariant(scale, noise_mode, rng):
+    n, K, sigma = 13, 8, 0.05
+    k = np.sort(rng.choice(1 << n, K, replace=False)).astype(np.uint64)
+    v = 5.0 * rng.choice([-1.0, 1.0], K)
+    x = black_box(k, v)(np.arange(1 << n)) + sigma * rng.standard_normal(1 << n)
+    ref = sparse_wht(
+        x, n, sparsity=K, noise=sigma if noise_mode == "known" else "auto", random_state=2
+    )
+    spec = sparse_wht(
+        x * scale,
+        n,
+        sparsity=K,
+        noise=sigma * scale if noise_mode == "known" else "auto",
+        random_state=2,
+    )
+    assert ref.success and spec.success
+    np.testing.assert_array_equal(spec.indices, k)
+    np.testing.assert_array_equal(spec.indices, ref.indices)
+    np.testing.assert_allclose(spec.values / scale, ref.values, rtol=1e-12)
+    np.testing.assert_allclose(spec.noise_std / scale, ref.noise_std, rtol=1e-12)
