@@ -202,6 +202,42 @@ def test_dask_is_lazy_and_its_absence_names_the_extra(monkeypatch):
         dask_array_module()
 
 
+def _sign_rule_cases():
+    """Columns whose largest |entry| sits in different row blocks, ties across blocks
+    (the first row wins), negative pivots, an all-zero column, and an empty row block."""
+    U = np.zeros((10, 6))
+    U[1, 0], U[7, 0] = -3.0, 3.0  # tie across blocks: the first (negative) wins
+    U[2, 1], U[8, 1] = 3.0, -3.0  # tie across blocks: the first (positive) wins
+    U[6, 2], U[0, 2] = -5.0, 4.0  # the largest is negative, in a later block
+    U[9, 3], U[3, 3] = 2.0, -1.0
+    U[4, 4], U[5, 4] = -2.0, -2.0  # tie inside a block (the rows 4, 5 straddle no boundary)
+    return U  # column 5: all zero, keeps its sign
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
+@pytest.mark.parametrize("persist", [True, False])
+def test_sign_rule_on_blocks_matches_flip_signs(dtype, persist):
+    from sparselin.linalg._dask import _apply_sign_rule
+    from sparselin.linalg._dense import flip_signs
+
+    rng = np.random.default_rng(3)
+    U = _sign_rule_cases().astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        U = U * np.exp(1j * rng.uniform(0, 2 * np.pi, U.shape[1])).astype(dtype)
+    U = np.concatenate([U, rng.standard_normal((10, 3)).astype(dtype)], axis=1)
+    before = U.copy()
+    # Row blocks of 3, 0 (empty), 3 and 4 rows.
+    X = da.from_array(U, chunks=((3, 0, 3, 4), (U.shape[1],)))
+    with dask.config.set(scheduler="threads"):
+        signed, f, extra = _apply_sign_rule(X, persist)
+    assert extra == [] and signed.chunks == X.chunks
+    Vt = np.ones((U.shape[1], 2), dtype=dtype)
+    U0, Vt0 = flip_signs(U.copy(), Vt.copy(), np)
+    np.testing.assert_array_equal(signed.compute(), U0)
+    np.testing.assert_array_equal(Vt * f.conj()[:, None], Vt0)
+    np.testing.assert_array_equal(U, before)
+
+
 @pytest.mark.parametrize(
     ("dtype", "factor"),
     [(np.float64, 1e-150), (np.float64, 1e150), (np.float32, 1e-30), (np.float32, 1e30)],
