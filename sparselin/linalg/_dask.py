@@ -90,8 +90,10 @@ from ._iterations import (
     TOL_FLOOR,
     ZERO_CUTOFF,
     _auto_max_iter,
+    _KrylovUnion,
     _ritz_readings,
     _StopRule,
+    union_pays,
 )
 from ._operator import (
     _MIXED_PRECISION_MIN_SIZE,
@@ -1244,6 +1246,10 @@ def _iterate(
     norm2 = None
     rule: _StopRule | None = None
     result = None
+    # As in memory: the union of the last two short-side blocks (see _KrylovUnion).
+    union = None
+    if adaptive and not mixed and union_pays(m * n, m, n, Omega.shape[1]):
+        union = _DaskKrylovUnion(dtype, xp)
     while True:
         final = passes == total - 1
         if adaptive and mixed and not final and rule is not None and rule.stop(ahead=1):
@@ -1269,6 +1275,12 @@ def _iterate(
                 energy, rate = _ritz_readings(R, k, xp)
                 scale = energy_factor if current is ops else 1.0
                 rule.add(norm2 - energy * scale, rate)
+                if union is not None and right == tall:
+                    union.add(X, product, 1.0)
+                    done = union.finish(rule, k, right, norm2, scale, final)
+                    if done is not None:
+                        result = done
+                        break
         else:
             basis = _orth_any(product, xp, 2 if passes == total - 1 else 1, False)
         if final:
@@ -1278,6 +1290,8 @@ def _iterate(
         X = basis
         right = not right
     assert result is not None and norm2 is not None
+    if union is not None and rule is not None:
+        result = union.better(result, rule)
     U, s, Vt = _from_pass(result, k, xp)
     if mixed and norm2:
         err2 = max(norm2 - float(xp.sum(s.astype(np.float64) ** 2)), 0.0)
@@ -1293,6 +1307,32 @@ def _iterate(
                 Q, R = _orth_any(full.mm(basis)[0], xp, 2, True)
                 U, s, Vt = _from_pass((True, basis, Q, R), k, xp)
     return U, s, Vt, norm2
+
+
+class _DaskKrylovUnion(_KrylovUnion):
+    """:class:`sparselin.linalg._iterations._KrylovUnion` over dask blocks.
+
+    The long-side blocks stay on the cluster: their Gram matrices are one small reduction
+    each, the combinations stay lazy, and the QRs are :func:`_orth_any`'s.
+    """
+
+    def _gram(self, blocks: list) -> np.ndarray:
+        if not _is_dask(blocks[0]):
+            with _small_ops(self.xp):
+                return super()._gram(blocks)
+        W = dask_array_module().concatenate(blocks, axis=1)
+        G = _host((conj_t(W) @ W).compute())
+        return G.astype(np.promote_types(G.dtype, np.float64))
+
+    def _combine(self, blocks: list, parts: list) -> Any:
+        out = None
+        for B, P in zip(blocks, parts, strict=True):
+            term = _dot(B, self.xp.asarray(P))
+            out = term if out is None else out + term
+        return out
+
+    def _qr(self, Y: Any) -> tuple[Any, Any]:
+        return _orth_any(Y, self.xp, 2, True)
 
 
 def _sketch_passes(
