@@ -180,3 +180,52 @@ def test_union_on_every_backend(unions, backend):
     np.testing.assert_allclose(backend.to_host(s), s0, rtol=1e-4)
     np.testing.assert_allclose(backend.to_host(U), U0, atol=1e-3)
     np.testing.assert_allclose(backend.to_host(Vt), Vt0, atol=1e-3)
+
+
+def hard_matrix(structure, dtype, rng):
+    m, n = 600, 500
+    if structure == "rank_between_k_and_l":  # rank 15: above k = 10, below l = 20
+        A = rng.standard_normal((m, 15)) @ rng.standard_normal((15, n))
+    elif structure == "rank_below_k":
+        A = rng.standard_normal((m, 6)) @ rng.standard_normal((6, n))
+    elif structure == "ill_conditioned":  # singular values from 1 down to 1e-12
+        A = make_low_rank_matrix(m, n, decay=np.logspace(0, -12, n), random_state=1)
+    elif structure == "duplicated_columns":
+        B, _ = matrix((m, n // 2), np.float64, decay=0.97, seed=2)
+        A = np.hstack([B, B])
+    elif structure == "clustered":  # ten equal leading values, then a gap
+        A = make_low_rank_matrix(
+            m, n, decay=np.r_[np.ones(10), 0.5 * 0.95 ** np.arange(n - 10)], random_state=3
+        )
+    A = A.astype(dtype)
+    if np.dtype(dtype).kind == "c":
+        A = (A * np.exp(1j * rng.uniform(0, 2 * np.pi, A.shape))).astype(dtype)
+    return A
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "structure",
+    [
+        "rank_between_k_and_l",
+        "rank_below_k",
+        "ill_conditioned",
+        "duplicated_columns",
+        "clustered",
+    ],
+)
+def test_hard_inputs_keep_every_promise(structure, dtype):
+    # Whether or not the union ends these runs, the answer keeps the contract: the reported
+    # error is the true one, the factors are orthonormal, the values are Ritz values (never
+    # above the true ones) and err/opt stays within the target.
+    A = hard_matrix(structure, dtype, np.random.default_rng(0))
+    U, s, Vt, rel = truncated_svd(A, K, random_state=0, return_error=True)
+    exact = np.linalg.svd(A.astype(np.complex128), compute_uv=False)
+    err, norm = errors(A, U, s, Vt)
+    opt = np.sqrt(np.sum(exact[K:] ** 2))
+    eps = float(np.finfo(dtype).eps)
+    assert abs(rel - err / norm) <= 1e-3 * err / norm + 100 * eps
+    assert_orthonormal(U, dtype)
+    assert_orthonormal(Vt.conj().T, dtype)
+    assert np.all(s <= exact[:K] * (1 + 10 * eps) + 100 * eps * exact[0])
+    assert err <= 1.01 * opt + 100 * eps * norm
