@@ -382,7 +382,7 @@ UNION_DEPTH = 2
 # The union is formed only where a pass over A costs much more than it does: its Gram
 # matrices and Ritz step take about 8 (m + n) l^2 flops, a pass 2 W l with W = nnz for a
 # sparse A and m n otherwise; the union needs W >= _UNION_WORK * l * (m + n). On 4000 x 3000
-# (l = 60) W is 3.6 times that, and the union cost a fifth of a pass; on sparse text (40000 x
+# (l = 60) W is 3.6 times that, and the union costs a third of a pass; on sparse text (40000 x
 # 30000, 1.4M non-zeros, l = 110) W is 60 times below it, and on matrices of a few hundred
 # rows the fixed costs of the small steps outweigh the pass they may save.
 _UNION_WORK = 8
@@ -407,7 +407,7 @@ class _KrylovUnion:
     only. The blocks of two such passes in a row span the block Krylov space
     ``[X, (A^H A) X]`` of the first, and both products with A are at hand: the projection on
     that space costs no pass, only the Gram matrices of the blocks and of their products
-    (grown by one block column per pass) and a Ritz step on 2l columns. On 4000 x 3000
+    (formed only where the run may end) and a Ritz step on 2l columns. On 4000 x 3000
     float32 matrices (k = 50, l = 60), after five passes it gave err/opt 1.0004 / 1.0039 /
     1.0056 against 1.0062 / 1.0075 / 1.026 for the last block alone (s_i = 0.97^i,
     (i + 1)^-0.5, 0.99^i); the three last blocks gained little more (1.0004 / 1.0029 /

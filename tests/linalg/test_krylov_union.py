@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.sparse.linalg import aslinearoperator
 
 from sparselin import truncated_svd
 from sparselin.datasets import make_low_rank_matrix
@@ -138,11 +139,15 @@ def test_union_only_where_a_pass_costs_more_than_it(unions):
     big, _ = matrix((1100, 1000), np.float64)
     truncated_svd(big, K, random_state=0)
     assert len(unions) == 1
-    # A dense matrix held as sparse costs as much per pass: the same answer.
-    U, s, Vt = truncated_svd(sp.csr_matrix(A), K, random_state=0)
+    # A LinearOperator has no known norm, so no adaptive rule and no union.
+    truncated_svd(aslinearoperator(A), K, random_state=0)
+    assert len(unions) == 1
+    # A dense matrix held in any sparse format costs as much per pass: the same answer.
     U0, s0, Vt0 = truncated_svd(A, K, random_state=0)
-    assert len(unions) == 3
-    np.testing.assert_allclose(s, s0, rtol=1e-5)
+    for convert in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix, sp.csr_array):
+        U, s, Vt = truncated_svd(convert(A), K, random_state=0)
+        np.testing.assert_allclose(s, s0, rtol=1e-5)
+    assert len(unions) == 6
 
 
 @pytest.mark.parametrize(
